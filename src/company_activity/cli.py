@@ -1,0 +1,92 @@
+"""The `company-activity` command line: thin wrappers over the package's functions.
+
+Each command lives in its own module under company_activity.commands and exposes
+`register(subparsers)`. Errors become one line on stderr and a non-zero exit; --verbose adds
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from company_activity import commands
+from company_activity.errors import PipelineError, TransientError
+from company_activity.redact import redact
+from company_activity.runctx import configure_logging, new_run_id, utc_now
+from company_activity.settings import Settings, load_settings
+from company_activity.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger("company_activity")
+
+EXIT_TERMINAL = 2
+EXIT_TRANSIENT = 75  # EX_TEMPFAIL: worth running again
+EXIT_UNEXPECTED = 1
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class Context:
+    """What every command gets: settings, the run id and the run's start time."""
+
+    settings: Settings
+    run_id: str
+    started_at: datetime = field(default_factory=utc_now)
+
+    def warehouse(self) -> Warehouse:
+        return open_warehouse(self.settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="company-activity",
+        description="Company Activity Pipeline: CRM + product usage -> daily analytics table.",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and tracebacks")
+    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run_id = new_run_id()
+    configure_logging(run_id, "DEBUG" if args.verbose else "INFO")
+    try:
+        settings = load_settings(dotenv_path=args.env_file)
+        if not args.verbose:
+            logging.getLogger().setLevel(settings.log_level)
+        result: int = args.handler(args, Context(settings, run_id))
+        return result
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except PipelineError as exc:
+        _report(exc, args.verbose)
+        return EXIT_TRANSIENT if isinstance(exc, TransientError) else EXIT_TERMINAL
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        _report(exc, args.verbose, unexpected=True)
+        return EXIT_UNEXPECTED
+
+
+def _report(exc: BaseException, verbose: bool, unexpected: bool = False) -> None:
+    if verbose:
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+    prefix = "unexpected error" if unexpected else "error"
+    hint = "" if verbose else " (run with --verbose for details)"
+    print(f"{prefix}: {redact(exc)}{hint if unexpected else ''}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""`company-activity init-db`: create or upgrade the warehouse schema; never drops data."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from company_activity.migrations import latest_version, migrate
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "init-db", help="create or upgrade the warehouse schema (idempotent, never drops data)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    with ctx.warehouse() as wh:
+        applied = migrate(wh, ctx.started_at)
+        where = ctx.settings.duckdb_path if wh.engine == "duckdb" else "Azure SQL"
+    if applied:
+        print(f"schema at version {latest_version()} in {where} (applied {applied})")
+    else:
+        print(f"schema already at version {latest_version()} in {where}; nothing to do")
+    return 0

@@ -1,0 +1,326 @@
+"""The warehouse tables: the one source of truth for every column and type.
+
+Types are written in T-SQL; `duckdb_type()` maps each to what DuckDB stores. The DDL for both
+engines is rendered from these declarations (see migrations.py), and a test proves that
+DuckDB's information_schema agrees with them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: name, T-SQL type, nullability and a short description."""
+
+    name: str
+    sql_type: str
+    nullable: bool = True
+    description: str = ""
+
+    @property
+    def max_length(self) -> int | None:
+        """Character limit of a (N)VARCHAR(n) column, None for MAX or non-text types."""
+        match = re.fullmatch(r"N?VARCHAR\((\d+)\)", self.sql_type)
+        return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: schema-qualified name, columns and primary key."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split(".")[1]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+def _c(name: str, sql_type: str, nullable: bool = True, description: str = "") -> Column:
+    return Column(name, sql_type, nullable, description)
+
+
+# Lengths shared by the loaders' validation and the DDL.
+COMPANY_ID = "VARCHAR(100)"
+RAW_COMPANY_ID = "NVARCHAR(200)"
+RUN_ID = "VARCHAR(64)"
+FILE_NAME = "NVARCHAR(400)"
+TS = "DATETIME2(6)"
+
+_PROVENANCE = (
+    _c("src_file_name", FILE_NAME, False, "File or blob the row came from"),
+    _c("src_line_number", "INT", False, "1-based line (CSV: record start line) in that file"),
+    _c("run_id", RUN_ID, False, "Run that loaded the row"),
+    _c("loaded_at", TS, False, "When the row was loaded (UTC)"),
+)
+
+CRM_COMPANIES = Table(
+    "stg.crm_companies",
+    (
+        _c("snapshot_date", "DATE", False, "Date of the CRM snapshot file"),
+        _c("company_id", COMPANY_ID, False, "Canonical id: trimmed, lower case"),
+        _c("company_id_raw", RAW_COMPANY_ID, False, "Id exactly as in the file"),
+        _c("company_name", "NVARCHAR(400)"),
+        _c("country", "NVARCHAR(100)"),
+        _c("industry_tag", "NVARCHAR(100)"),
+        _c("last_contact_at", TS, description="Last CRM contact, UTC"),
+        *_PROVENANCE,
+        _c("raw_line", "NVARCHAR(MAX)", False, "The CSV record verbatim"),
+    ),
+    ("snapshot_date", "src_line_number"),
+    "CRM snapshot rows, one per accepted CSV record",
+)
+
+PRODUCT_USAGE = Table(
+    "stg.product_usage",
+    (
+        _c("file_date", "DATE", False, "Partition (activity) date"),
+        _c("company_id", COMPANY_ID, False, "Canonical id: trimmed, lower case"),
+        _c("company_id_raw", RAW_COMPANY_ID, False, "Id exactly as in the record"),
+        _c("active_users", "INT", False),
+        _c("events", "BIGINT", False),
+        _c("event_ts", TS, description="The record's ts, UTC"),
+        *_PROVENANCE,
+        _c("raw_json", "NVARCHAR(MAX)", False, "The NDJSON line verbatim"),
+    ),
+    ("file_date", "src_file_name", "src_line_number"),
+    "Product-usage records, one per accepted NDJSON line",
+)
+
+QUARANTINE = Table(
+    "stg.quarantine",
+    (
+        _c("source", "VARCHAR(20)", False, "crm or usage"),
+        _c("file_date", "DATE", False, "Snapshot or partition date"),
+        _c("src_file_name", FILE_NAME, False),
+        _c("src_line_number", "INT", False),
+        _c("company_id", COMPANY_ID, description="Canonical id when one could be read"),
+        _c("reason", "NVARCHAR(400)", False, "Why the row was rejected"),
+        _c("raw_line", "NVARCHAR(MAX)", False, "The rejected input verbatim"),
+        _c("run_id", RUN_ID, False),
+        _c("loaded_at", TS, False),
+    ),
+    ("source", "file_date", "src_file_name", "src_line_number"),
+    "Rejected input rows with the reason",
+)
+
+CALENDAR = Table(
+    "dim.calendar",
+    (_c("calendar_date", "DATE", False),),
+    ("calendar_date",),
+    "One row per day: the spine of the company x day grid",
+)
+
+COMPANIES = Table(
+    "dim.companies",
+    (
+        _c("company_id", COMPANY_ID, False, "Canonical id"),
+        _c("company_name", "NVARCHAR(400)"),
+        _c("country", "NVARCHAR(100)"),
+        _c("industry_tag", "NVARCHAR(100)"),
+        _c("last_contact_at", TS),
+        _c("crm_snapshot_date", "DATE", description="Snapshot the attributes came from"),
+        _c("first_seen_date", "DATE", False, "Earliest CRM snapshot or usage date"),
+        _c("run_id", RUN_ID, False),
+        _c("created_at", TS, False),
+        _c("updated_at", TS, False),
+    ),
+    ("company_id",),
+    "Company master (SCD1)",
+)
+
+COMPANY_ACTIVITY_DAILY = Table(
+    "analytics.company_activity_daily",
+    (
+        # keys
+        _c("company_id", COMPANY_ID, False),
+        _c("activity_date", "DATE", False),
+        # attributes (current dimension values)
+        _c("company_name", "NVARCHAR(400)"),
+        _c("country", "NVARCHAR(100)"),
+        _c("industry_tag", "NVARCHAR(100)"),
+        _c("last_contact_at", TS),
+        # daily measures
+        _c("active_users", "INT", False),
+        _c("events", "BIGINT", False),
+        # windows
+        _c("rolling_7d_active_users", "BIGINT", False),
+        _c("rolling_30d_events", "BIGINT", False),
+        _c("active_days_30d", "INT", False),
+        _c("activity_consistency_30d", "DECIMAL(9,4)", False),
+        _c("peak_active_users_30d", "INT", False),
+        _c("usage_density", "DECIMAL(18,4)"),
+        _c("active_users_dod_pct", "DECIMAL(18,4)"),
+        _c("active_users_wow_pct", "DECIMAL(18,4)"),
+        _c("last_activity_date", "DATE"),
+        _c("days_since_last_activity", "INT"),
+        _c("days_since_last_contact", "INT"),
+        _c("engagement_score", "DECIMAL(5,1)", False),
+        # churn and quality
+        _c("is_churn_risk", "INT", False, "1 when any churn reason applies"),
+        _c("churn_risk_reasons", "VARCHAR(200)"),
+        _c("data_quality_flag", "VARCHAR(200)", False),
+        # lineage
+        _c("run_id", RUN_ID, False),
+        _c("created_at", TS, False),
+        _c("updated_at", TS, False),
+    ),
+    ("company_id", "activity_date"),
+    "One row per company per calendar day",
+)
+
+SCHEMA_MIGRATIONS = Table(
+    "ops.schema_migrations",
+    (
+        _c("version", "INT", False),
+        _c("description", "NVARCHAR(400)", False),
+        _c("applied_at", TS, False),
+    ),
+    ("version",),
+    "Applied schema migrations",
+)
+
+PIPELINE_RUNS = Table(
+    "ops.pipeline_runs",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("pipeline_name", "VARCHAR(100)", False),
+        _c("command", "NVARCHAR(400)", False, "What was run, e.g. run --start .. --end .."),
+        _c("start_date", "DATE"),
+        _c("end_date", "DATE"),
+        _c("status", "VARCHAR(20)", False, "running, succeeded, failed"),
+        _c("started_at", TS, False),
+        _c("ended_at", TS),
+        _c("error_text", "NVARCHAR(4000)", description="Redacted error"),
+    ),
+    ("run_id",),
+    "One row per pipeline or command run",
+)
+
+STEP_RUNS = Table(
+    "ops.step_runs",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("run_date", "DATE", False),
+        _c("step_name", "VARCHAR(100)", False),
+        _c("status", "VARCHAR(20)", False, "running, succeeded, failed, skipped"),
+        _c("attempts", "INT", False),
+        _c("rows_affected", "BIGINT"),
+        _c("details", "NVARCHAR(4000)", description="Counts as JSON"),
+        _c("started_at", TS, False),
+        _c("ended_at", TS),
+        _c("error_text", "NVARCHAR(4000)", description="Redacted error"),
+    ),
+    ("run_id", "run_date", "step_name"),
+    "One row per step per date per run",
+)
+
+LOAD_AUDITS = Table(
+    "ops.load_audits",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("source", "VARCHAR(20)", False, "crm or usage"),
+        _c("file_date", "DATE", False),
+        _c("status", "VARCHAR(20)", False, "succeeded or failed"),
+        _c("files_read", "INT", False),
+        _c("lines_read", "BIGINT", False),
+        _c("lines_staged", "BIGINT", False),
+        _c("lines_rejected", "BIGINT", False),
+        _c("bytes_read", "BIGINT", False),
+        _c("checksum", "VARCHAR(64)", description="sha256 over the input files, in order"),
+        _c("started_at", TS, False),
+        _c("ended_at", TS, False),
+        _c("error_text", "NVARCHAR(4000)"),
+    ),
+    ("run_id", "source", "file_date"),
+    "One row per source, date and load run",
+)
+
+MERGE_AUDITS = Table(
+    "ops.merge_audits",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("target", "VARCHAR(100)", False, "dim.companies or analytics"),
+        _c("run_date", "DATE", False),
+        _c("rows_affected", "BIGINT"),
+        _c("started_at", TS, False),
+        _c("ended_at", TS, False),
+    ),
+    ("run_id", "target", "run_date"),
+    "One row per merge of a date",
+)
+
+ROLLBACKS = Table(
+    "ops.rollbacks",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("activity_date", "DATE", False),
+        _c("analytics_rows_deleted", "BIGINT", False),
+        _c("staging_rows_deleted", "BIGINT", False),
+        _c("rolled_back_at", TS, False),
+    ),
+    ("run_id", "activity_date"),
+    "Each rollback of a date",
+)
+
+TABLES: tuple[Table, ...] = (
+    SCHEMA_MIGRATIONS,
+    CALENDAR,
+    CRM_COMPANIES,
+    PRODUCT_USAGE,
+    QUARANTINE,
+    COMPANIES,
+    COMPANY_ACTIVITY_DAILY,
+    PIPELINE_RUNS,
+    STEP_RUNS,
+    LOAD_AUDITS,
+    MERGE_AUDITS,
+    ROLLBACKS,
+)
+
+SCHEMAS: tuple[str, ...] = ("stg", "dim", "analytics", "ops")
+
+
+def table(name: str) -> Table:
+    """Look a table up by its qualified name."""
+    for candidate in TABLES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
+
+
+_DUCKDB_TYPES = {
+    "DATE": "DATE",
+    "DATETIME2(6)": "TIMESTAMP",
+    "INT": "INTEGER",
+    "BIGINT": "BIGINT",
+    "SMALLINT": "SMALLINT",
+}
+
+
+def duckdb_type(sql_type: str) -> str:
+    """The DuckDB type that stores a declared T-SQL type."""
+    if sql_type in _DUCKDB_TYPES:
+        return _DUCKDB_TYPES[sql_type]
+    if re.fullmatch(r"N?VARCHAR\((\d+|MAX)\)", sql_type):
+        return "VARCHAR"
+    match = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", sql_type)
+    if match:
+        return f"DECIMAL({match.group(1)},{match.group(2)})"
+    raise ValueError(f"no DuckDB mapping for T-SQL type {sql_type}")

@@ -1,0 +1,273 @@
+"""Configuration: every setting declared once, typed, validated at start-up.
+
+Values come from, in order of precedence: the process environment, a `.env` file, Azure Key
+Vault (secret settings only, when KEY_VAULT_NAME is set), then the declared default. Secret
+values are registered with the redactor as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from dotenv import dotenv_values
+
+from company_activity.errors import ConfigError
+from company_activity.redact import register_secret
+from company_activity.secrets import SecretLookup, key_vault_lookup
+
+_LOCAL_ROOT = ".local"
+
+
+def _setting(
+    env: str,
+    default: Any,
+    description: str,
+    *,
+    secret: bool = False,
+    required: bool = False,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """Declare one setting: its variable name, default, description and flags."""
+    return field(
+        default=default,
+        metadata={
+            "env": env,
+            "description": description,
+            "secret": secret,
+            "required": required,
+            "choices": choices,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The pipeline's configuration. Build it with load_settings()."""
+
+    # Product-usage API
+    api_url: str | None = _setting(
+        "API_URL", None, "Product-usage API endpoint (live fetches; not needed with --mock).",
+        required=True,
+    )
+    api_key: str | None = _setting(
+        "API_KEY", None, "API key, sent as a bearer token (live fetches).", secret=True,
+        required=True,
+    )
+    api_auth_header: str = _setting(
+        "API_AUTH_HEADER", "Authorization", "Header that carries the API key."
+    )
+    api_page_size: int = _setting("API_PAGE_SIZE", 1000, "Records requested per page.")
+    api_connect_timeout: float = _setting(
+        "API_CONNECT_TIMEOUT", 5.0, "Seconds to wait for a connection to the API."
+    )
+    api_read_timeout: float = _setting(
+        "API_READ_TIMEOUT", 60.0, "Seconds to wait for an API response."
+    )
+    api_max_attempts: int = _setting(
+        "API_MAX_ATTEMPTS", 6, "Attempts per API page before giving up on transient errors."
+    )
+    api_max_retry_seconds: float = _setting(
+        "API_MAX_RETRY_SECONDS", 300.0, "Total seconds spent retrying one page at most."
+    )
+    api_max_backoff_seconds: float = _setting(
+        "API_MAX_BACKOFF_SECONDS", 60.0, "Longest single wait, also the cap on Retry-After."
+    )
+    api_max_pages: int = _setting(
+        "API_MAX_PAGES", 100000, "Loop guard: pages per day after which a fetch stops."
+    )
+
+    # Raw zone (Azure Blob Storage, or a local folder standing in for it)
+    blob_conn_str: str | None = _setting(
+        "BLOB_CONN_STR", None, "Azure Storage connection string; selects the Blob backend.",
+        secret=True,
+    )
+    blob_account_url: str | None = _setting(
+        "BLOB_ACCOUNT_URL", None,
+        "Storage account URL used with managed identity (DefaultAzureCredential) instead of "
+        "a connection string.",
+    )
+    blob_container: str = _setting(
+        "BLOB_CONTAINER", "product-api-raw", "Container for the product-usage NDJSON."
+    )
+    crm_blob_path: str = _setting(
+        "CRM_BLOB_PATH", "raw/crm/", "Where CRM snapshots land: container/prefix."
+    )
+    local_blob_dir: str = _setting(
+        "LOCAL_BLOB_DIR", f"{_LOCAL_ROOT}/blob",
+        "Local folder standing in for Blob Storage when no BLOB_* setting is given; one "
+        "sub-folder per container.",
+    )
+
+    # Warehouse
+    sql_conn_str: str | None = _setting(
+        "SQL_CONN_STR", None, "Azure SQL ODBC connection string; selects Azure SQL over DuckDB.",
+        secret=True,
+    )
+    sql_use_access_token: bool = _setting(
+        "SQL_USE_ACCESS_TOKEN", False,
+        "Authenticate to Azure SQL with an Azure AD token from DefaultAzureCredential.",
+    )
+    duckdb_path: str = _setting(
+        "DUCKDB_PATH", f"{_LOCAL_ROOT}/warehouse.duckdb", "DuckDB file of the embedded warehouse."
+    )
+
+    # Secrets, notifications, operations
+    key_vault_name: str | None = _setting(
+        "KEY_VAULT_NAME", None, "Azure Key Vault holding secret settings not set in the env."
+    )
+    notify_webhook_url: str | None = _setting(
+        "NOTIFY_WEBHOOK_URL", None,
+        "Teams Workflows or Logic App webhook for run notifications; log only when unset.",
+        secret=True,
+    )
+    step_max_attempts: int = _setting(
+        "STEP_MAX_ATTEMPTS", 3, "Attempts per pipeline step on transient errors."
+    )
+    usage_drop_threshold: float = _setting(
+        "USAGE_DROP_THRESHOLD", 0.5,
+        "Validation: a day's usage rows below this fraction of the trailing 7-day average "
+        "is a drop.",
+    )
+    usage_drop_action: str = _setting(
+        "USAGE_DROP_ACTION", "warn", "What a usage drop does: warn or fail.",
+        choices=("warn", "fail"),
+    )
+    log_level: str = _setting(
+        "LOG_LEVEL", "INFO", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+
+    def require(self, *names: str) -> None:
+        """Fail with ConfigError naming each listed setting that has no value."""
+        missing = [spec.env for spec in SPECS if spec.attr in names and getattr(self, spec.attr) in (None, "")]
+        if missing:
+            raise ConfigError(
+                f"missing required setting(s): {', '.join(missing)}. Set them in the environment"
+                f" or .env (see .env.template), or in Key Vault as "
+                f"{', '.join(key_vault_name(m) for m in missing)}."
+            )
+
+    def describe(self) -> dict[str, str]:
+        """Every setting's effective value as text, with secrets masked (for logs)."""
+        shown: dict[str, str] = {}
+        for spec in SPECS:
+            value = getattr(self, spec.attr)
+            shown[spec.env] = "***" if spec.secret and value else str(value)
+        return shown
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One declared setting, as read back from the Settings fields."""
+
+    attr: str
+    env: str
+    type: type
+    default: Any
+    description: str
+    secret: bool
+    required: bool
+    choices: tuple[str, ...]
+
+
+def _specs() -> tuple[SettingSpec, ...]:
+    hints = get_type_hints(Settings)
+    specs = []
+    for f in dataclasses.fields(Settings):
+        hint = hints[f.name]
+        base = next((t for t in getattr(hint, "__args__", (hint,)) if t is not type(None)), str)
+        specs.append(
+            SettingSpec(
+                attr=f.name,
+                env=f.metadata["env"],
+                type=base,
+                default=f.default,
+                description=f.metadata["description"],
+                secret=f.metadata["secret"],
+                required=f.metadata["required"],
+                choices=f.metadata["choices"],
+            )
+        )
+    return tuple(specs)
+
+
+SPECS: tuple[SettingSpec, ...] = _specs()
+
+
+def key_vault_name(env_name: str) -> str:
+    """Map a setting name to a Key Vault secret name: API_KEY -> api-key."""
+    return env_name.lower().replace("_", "-")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(spec: SettingSpec, raw: str) -> Any:
+    text = raw.strip()
+    shown = "the given value" if spec.secret else repr(raw)
+    if spec.type is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{spec.env} must be true or false, got {shown}.")
+    if spec.type is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{spec.env} must be a whole number, got {shown}.") from None
+    if spec.type is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{spec.env} must be a number, got {shown}.") from None
+    if spec.choices and text not in spec.choices:
+        raise ConfigError(f"{spec.env} must be one of {', '.join(spec.choices)}, got {shown}.")
+    return text or None if spec.default is None else text
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    dotenv_path: str | Path | None = ".env",
+    secret_lookup_factory: Callable[[str], SecretLookup] = key_vault_lookup,
+) -> Settings:
+    """Read, validate and return the settings; raise ConfigError naming any bad variable."""
+    env = dict(os.environ if environ is None else environ)
+    file_values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        file_values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+
+    def raw_value(name: str) -> str | None:
+        if name in env:
+            return env[name]
+        return file_values.get(name)
+
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = raw_value(spec.env)
+        if raw is not None:
+            values[spec.attr] = _convert(spec, raw)
+
+    vault = values.get("key_vault_name")
+    if vault:
+        lookup = secret_lookup_factory(vault)
+        for spec in SPECS:
+            if spec.secret and values.get(spec.attr) in (None, ""):
+                found = lookup(key_vault_name(spec.env))
+                if found is not None:
+                    values[spec.attr] = _convert(spec, found)
+
+    for spec in SPECS:
+        if spec.secret and isinstance(values.get(spec.attr), str):
+            register_secret(values[spec.attr])
+    settings = Settings(**values)
+    for spec in SPECS:
+        value = getattr(settings, spec.attr)
+        if spec.type in (int, float) and value is not None and value < 0:
+            raise ConfigError(f"{spec.env} must not be negative, got {value}.")
+    return settings

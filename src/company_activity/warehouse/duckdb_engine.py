@@ -1,0 +1,127 @@
+"""The embedded engine: a DuckDB file, running our T-SQL through sqlglot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from company_activity.errors import TerminalError, TransientError
+from company_activity.warehouse.base import Params, Row, Warehouse
+from company_activity.warehouse.tsql import transpile_batch
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB database file (or ':memory:')."""
+
+    engine = "duckdb"
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            # Another process holds the file lock: worth retrying later.
+            raise TransientError(f"cannot open DuckDB file {self.path}: {exc}") from None
+
+    def _begin(self) -> None:
+        self.con.begin()
+
+    def _commit(self) -> None:
+        self.con.commit()
+
+    def _rollback(self) -> None:
+        try:
+            self.con.rollback()
+        except duckdb.Error:
+            pass  # no open transaction left to roll back
+
+    def _execute(self, sql: str, names: Sequence[str], params: Params) -> duckdb.DuckDBPyConnection:
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise TerminalError(f"SQL parameter(s) not bound: {', '.join('@' + n for n in missing)}")
+        bound = {name: params[name] for name in names}
+        try:
+            return self.con.execute(sql, bound) if bound else self.con.execute(sql)
+        except duckdb.TransactionException as exc:
+            raise TransientError(f"DuckDB transaction conflict: {exc}") from None
+        except duckdb.Error as exc:
+            raise TerminalError(f"DuckDB error: {exc}") from None
+
+    def _run_batch(self, batch: str, params: Params) -> int:
+        affected = -1
+        for statement in transpile_batch(batch):
+            cursor = self._execute(statement.sql, statement.params, params)
+            affected = _rowcount(cursor)
+        return affected
+
+    def _query_batch(self, batch: str, params: Params) -> tuple[list[str], list[Row]]:
+        statements = transpile_batch(batch)
+        for statement in statements[:-1]:
+            self._execute(statement.sql, statement.params, params)
+        last = statements[-1]
+        cursor = self._execute(last.sql, last.params, params)
+        names = [d[0] for d in cursor.description or ()]
+        return names, [tuple(r) for r in cursor.fetchall()]
+
+    def execute_native(self, sql: str) -> None:
+        try:
+            self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise TerminalError(f"DuckDB error: {exc}") from None
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Insert through Arrow batches: DuckDB's bulk path, not a statement per row."""
+        column_list = ", ".join(columns)
+        total = 0
+        iterator = iter(rows)
+        with self.transaction():
+            while batch := list(islice(iterator, self.batch_size)):
+                arrays = list(zip(*batch, strict=True))
+                arrow_batch = pa.table({name: list(values) for name, values in zip(columns, arrays, strict=True)})
+                self.insert_arrow(table, arrow_batch, columns=columns, column_list=column_list)
+                total += len(batch)
+        return total
+
+    def insert_arrow(
+        self,
+        table: str,
+        data: pa.Table,
+        columns: Sequence[str] | None = None,
+        column_list: str | None = None,
+    ) -> int:
+        """Insert an Arrow table whose column names match the target's."""
+        names = list(columns or data.column_names)
+        column_list = column_list or ", ".join(names)
+        self.con.register("_arrow_insert", data)
+        try:
+            self._execute(
+                f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM _arrow_insert",
+                (),
+                {},
+            )
+        finally:
+            self.con.unregister("_arrow_insert")
+        return data.num_rows
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _rowcount(cursor: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB reports DML row counts as a one-row result named 'Count'."""
+    try:
+        description = cursor.description
+        if description and len(description) == 1 and description[0][0] == "Count":
+            row = cursor.fetchone()
+            return int(row[0]) if row else -1
+    except duckdb.Error:
+        return -1
+    return -1
