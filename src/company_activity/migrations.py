@@ -41,7 +41,9 @@ class AddColumn:
     column_name: str
 
     def apply(self, wh: Warehouse) -> None:
-        wh.execute_native(ddl.add_column(wh.engine, self.table, self.table.column(self.column_name)))
+        wh.execute_native(
+            ddl.add_column(wh.engine, self.table, self.table.column(self.column_name))
+        )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def _setting(
     """Declare one setting: its variable name, default, description and flags."""
     return field(
         default=default,
+        repr=not secret,  # a logged or printed Settings never shows a secret
         metadata={
             "env": env,
             "description": description,
@@ -51,11 +52,16 @@ class Settings:
 
     # Product-usage API
     api_url: str | None = _setting(
-        "API_URL", None, "Product-usage API endpoint (live fetches; not needed with --mock).",
+        "API_URL",
+        None,
+        "Product-usage API endpoint (live fetches; not needed with --mock).",
         required=True,
     )
     api_key: str | None = _setting(
-        "API_KEY", None, "API key, sent as a bearer token (live fetches).", secret=True,
+        "API_KEY",
+        None,
+        "API key, sent as a bearer token (live fetches).",
+        secret=True,
         required=True,
     )
     api_auth_header: str = _setting(
@@ -83,11 +89,14 @@ class Settings:
 
     # Raw zone (Azure Blob Storage, or a local folder standing in for it)
     blob_conn_str: str | None = _setting(
-        "BLOB_CONN_STR", None, "Azure Storage connection string; selects the Blob backend.",
+        "BLOB_CONN_STR",
+        None,
+        "Azure Storage connection string; selects the Blob backend.",
         secret=True,
     )
     blob_account_url: str | None = _setting(
-        "BLOB_ACCOUNT_URL", None,
+        "BLOB_ACCOUNT_URL",
+        None,
         "Storage account URL used with managed identity (DefaultAzureCredential) instead of "
         "a connection string.",
     )
@@ -98,18 +107,22 @@ class Settings:
         "CRM_BLOB_PATH", "raw/crm/", "Where CRM snapshots land: container/prefix."
     )
     local_blob_dir: str = _setting(
-        "LOCAL_BLOB_DIR", f"{_LOCAL_ROOT}/blob",
+        "LOCAL_BLOB_DIR",
+        f"{_LOCAL_ROOT}/blob",
         "Local folder standing in for Blob Storage when no BLOB_* setting is given; one "
         "sub-folder per container.",
     )
 
     # Warehouse
     sql_conn_str: str | None = _setting(
-        "SQL_CONN_STR", None, "Azure SQL ODBC connection string; selects Azure SQL over DuckDB.",
+        "SQL_CONN_STR",
+        None,
+        "Azure SQL ODBC connection string; selects Azure SQL over DuckDB.",
         secret=True,
     )
     sql_use_access_token: bool = _setting(
-        "SQL_USE_ACCESS_TOKEN", False,
+        "SQL_USE_ACCESS_TOKEN",
+        False,
         "Authenticate to Azure SQL with an Azure AD token from DefaultAzureCredential.",
     )
     duckdb_path: str = _setting(
@@ -121,7 +134,8 @@ class Settings:
         "KEY_VAULT_NAME", None, "Azure Key Vault holding secret settings not set in the env."
     )
     notify_webhook_url: str | None = _setting(
-        "NOTIFY_WEBHOOK_URL", None,
+        "NOTIFY_WEBHOOK_URL",
+        None,
         "Teams Workflows or Logic App webhook for run notifications; log only when unset.",
         secret=True,
     )
@@ -129,12 +143,15 @@ class Settings:
         "STEP_MAX_ATTEMPTS", 3, "Attempts per pipeline step on transient errors."
     )
     usage_drop_threshold: float = _setting(
-        "USAGE_DROP_THRESHOLD", 0.5,
+        "USAGE_DROP_THRESHOLD",
+        0.5,
         "Validation: a day's usage rows below this fraction of the trailing 7-day average "
         "is a drop.",
     )
     usage_drop_action: str = _setting(
-        "USAGE_DROP_ACTION", "warn", "What a usage drop does: warn or fail.",
+        "USAGE_DROP_ACTION",
+        "warn",
+        "What a usage drop does: warn or fail.",
         choices=("warn", "fail"),
     )
     log_level: str = _setting(
@@ -143,7 +160,11 @@ class Settings:
 
     def require(self, *names: str) -> None:
         """Fail with ConfigError naming each listed setting that has no value."""
-        missing = [spec.env for spec in SPECS if spec.attr in names and getattr(self, spec.attr) in (None, "")]
+        missing = [
+            spec.env
+            for spec in SPECS
+            if spec.attr in names and getattr(self, spec.attr) in (None, "")
+        ]
         if missing:
             raise ConfigError(
                 f"missing required setting(s): {', '.join(missing)}. Set them in the environment"

@@ -18,7 +18,7 @@ from company_activity.warehouse.tsql import to_qmark
 
 # SQL_COPT_SS_ACCESS_TOKEN: the ODBC driver's attribute for an Azure AD access token.
 _SQL_COPT_SS_ACCESS_TOKEN = 1256
-_TOKEN_SCOPE = "https://database.windows.net/.default"
+_TOKEN_SCOPE = "https://database.windows.net/.default"  # noqa: S105 - a scope, not a secret
 
 # SQLSTATEs worth a retry: connection failures, timeouts, deadlocks and throttling.
 _TRANSIENT_SQLSTATES = {"08S01", "08001", "08004", "HYT00", "HYT01", "40001", "40143", "40613"}
@@ -86,11 +86,13 @@ class AzureSqlWarehouse(Warehouse):
         sql, names = to_qmark(batch)
         missing = sorted({n for n in names if n not in params})
         if missing:
-            raise TerminalError(f"SQL parameter(s) not bound: {', '.join('@' + n for n in missing)}")
+            raise TerminalError(
+                f"SQL parameter(s) not bound: {', '.join('@' + n for n in missing)}"
+            )
         cursor = self.con.cursor()
         try:
             cursor.execute(sql, *[params[n] for n in names])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - pyodbc.Error, imported lazily
             raise _classify(exc, "Azure SQL error") from None
         return cursor
 
@@ -118,7 +120,7 @@ class AzureSqlWarehouse(Warehouse):
             while batch := [tuple(r) for r in islice(iterator, self.batch_size)]:
                 try:
                     cursor.executemany(sql, batch)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - pyodbc.Error, imported lazily
                     raise _classify(exc, f"bulk insert into {table} failed") from None
                 total += len(batch)
         return total

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from itertools import islice
 from pathlib import Path
@@ -38,15 +39,16 @@ class DuckDBWarehouse(Warehouse):
         self.con.commit()
 
     def _rollback(self) -> None:
-        try:
+        # A failed statement may already have ended the transaction.
+        with contextlib.suppress(duckdb.Error):
             self.con.rollback()
-        except duckdb.Error:
-            pass  # no open transaction left to roll back
 
     def _execute(self, sql: str, names: Sequence[str], params: Params) -> duckdb.DuckDBPyConnection:
         missing = [n for n in names if n not in params]
         if missing:
-            raise TerminalError(f"SQL parameter(s) not bound: {', '.join('@' + n for n in missing)}")
+            raise TerminalError(
+                f"SQL parameter(s) not bound: {', '.join('@' + n for n in missing)}"
+            )
         bound = {name: params[name] for name in names}
         try:
             return self.con.execute(sql, bound) if bound else self.con.execute(sql)
@@ -85,7 +87,9 @@ class DuckDBWarehouse(Warehouse):
         with self.transaction():
             while batch := list(islice(iterator, self.batch_size)):
                 arrays = list(zip(*batch, strict=True))
-                arrow_batch = pa.table({name: list(values) for name, values in zip(columns, arrays, strict=True)})
+                arrow_batch = pa.table(
+                    {name: list(values) for name, values in zip(columns, arrays, strict=True)}
+                )
                 self.insert_arrow(table, arrow_batch, columns=columns, column_list=column_list)
                 total += len(batch)
         return total
@@ -109,7 +113,7 @@ class DuckDBWarehouse(Warehouse):
             )
         finally:
             self.con.unregister("_arrow_insert")
-        return data.num_rows
+        return int(data.num_rows)
 
     def close(self) -> None:
         self.con.close()
@@ -121,7 +125,7 @@ def _rowcount(cursor: duckdb.DuckDBPyConnection) -> int:
         description = cursor.description
         if description and len(description) == 1 and description[0][0] == "Count":
             row = cursor.fetchone()
-            return int(row[0]) if row else -1
+            return int(row[0]) if row else -1  # type: ignore[index]
     except duckdb.Error:
         return -1
     return -1

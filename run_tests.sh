@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The one test command: set up (venv, pip, npm) and run every lint and test.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/bootstrap.sh dev
+. .venv/bin/activate
+echo "== ruff";      ruff check . && ruff format --check .
+echo "== mypy";      mypy
+echo "== sqlfluff";  sqlfluff lint sql/
+echo "== sql contract"; company-activity lint-sql
+echo "== pytest";    python -m pytest "$@"

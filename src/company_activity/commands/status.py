@@ -1,0 +1,31 @@
+"""`company-activity status`: where the warehouse is and how many rows each table holds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from company_activity.migrations import applied_versions
+from company_activity.schema import TABLES
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("status", help="show the schema version and rows per table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    with ctx.warehouse() as wh:
+        where = ctx.settings.duckdb_path if wh.engine == "duckdb" else "Azure SQL"
+        versions = applied_versions(wh)
+        print(f"warehouse: {where} ({wh.engine}), schema version {max(versions, default=0)}")
+        if not versions:
+            print("no schema yet: run `company-activity init-db`")
+            return 1
+        for declared in TABLES:
+            count = wh.scalar(f"SELECT COUNT(*) FROM {declared.name}")
+            print(f"  {declared.name:<40} {count:>12,} rows")
+    return 0

@@ -1,0 +1,89 @@
+"""Schema: one declaration per table, both engines agree with it, migrations never lose data."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from pathlib import Path
+
+from company_activity import migrations
+from company_activity.ddl import full_tsql_script
+from company_activity.migrations import MIGRATIONS, AddColumn, Migration, migrate
+from company_activity.schema import TABLES, Column, duckdb_type, table
+from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+TS = datetime(2025, 1, 1)
+
+
+def test_duckdb_information_schema_matches_declarations(warehouse: DuckDBWarehouse) -> None:
+    for declared in TABLES:
+        actual = warehouse.table_columns(declared.name)
+        expected = {
+            c.name: (duckdb_type(c.sql_type), "YES" if c.nullable else "NO")
+            for c in declared.columns
+        }
+        assert actual == expected, declared.name
+
+
+def test_checked_in_azure_sql_ddl_is_current() -> None:
+    assert (ROOT / "sql/ddl/azure_sql.sql").read_text() == full_tsql_script(), (
+        "run: company-activity ddl > sql/ddl/azure_sql.sql"
+    )
+
+
+def test_ddl_declares_every_column_with_its_type() -> None:
+    script = full_tsql_script()
+    for declared in TABLES:
+        assert f"CREATE TABLE {declared.name} (" in script
+        for column in declared.columns:
+            assert f"{column.name} {column.sql_type.replace(',', ', ')}" in script
+
+
+def test_init_twice_changes_nothing_and_keeps_rows(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    assert migrate(wh, TS) == [1]
+    wh.execute(
+        "INSERT INTO dim.companies (company_id, first_seen_date, run_id, created_at, updated_at) "
+        "VALUES ('acme', CAST(@d AS DATE), 'r', CAST(@ts AS DATETIME2(6)), "
+        "CAST(@ts AS DATETIME2(6)))",
+        {"d": date(2025, 1, 1), "ts": TS},
+    )
+    calendar_rows = wh.scalar("SELECT COUNT(*) FROM dim.calendar")
+    assert migrate(wh, TS) == []
+    assert wh.scalar("SELECT COUNT(*) FROM dim.companies") == 1
+    assert wh.scalar("SELECT COUNT(*) FROM dim.calendar") == calendar_rows
+    assert wh.query("SELECT version FROM ops.schema_migrations") == [(1,)]
+    wh.close()
+
+
+def test_calendar_is_dense(warehouse: DuckDBWarehouse) -> None:
+    first, last, count = warehouse.query(
+        "SELECT MIN(calendar_date), MAX(calendar_date), COUNT(*) FROM dim.calendar"
+    )[0]
+    assert (first, last) == (migrations.CALENDAR_START, migrations.CALENDAR_END)
+    assert count == (last - first).days + 1
+
+
+def test_a_later_migration_upgrades_in_place_without_data_loss(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    migrate(wh, TS)
+    wh.insert_rows("dim.calendar", ["calendar_date"], [])  # no-op insert is fine
+    wh.execute(
+        "INSERT INTO ops.rollbacks (run_id, activity_date, analytics_rows_deleted, "
+        "staging_rows_deleted, rolled_back_at) VALUES ('r', CAST(@d AS DATE), 3, 0, "
+        "CAST(@ts AS DATETIME2(6)))",
+        {"d": date(2025, 1, 1), "ts": TS},
+    )
+    original = table("ops.rollbacks")
+    widened = dataclasses.replace(
+        original, columns=(*original.columns, Column("reason", "NVARCHAR(400)"))
+    )
+    v2 = Migration(2, "rollbacks get a reason", (AddColumn(widened, "reason"),))
+    assert migrate(wh, TS, (*MIGRATIONS, v2)) == [2]
+    assert migrate(wh, TS, (*MIGRATIONS, v2)) == []
+    assert wh.query("SELECT run_id, analytics_rows_deleted, reason FROM ops.rollbacks") == [
+        ("r", 3, None)
+    ]
+    assert sorted(r[0] for r in wh.query("SELECT version FROM ops.schema_migrations")) == [1, 2]
+    wh.close()
