@@ -1,0 +1,242 @@
+"""The daily pipeline: the same steps, names and order as the Data Factory pipeline.
+
+For each date in order: check_crm_file -> load_crm -> merge_dimension -> fetch_usage ->
+load_usage -> merge_analytics -> validate -> notify. Each step retries transient errors with
+backoff a bounded number of times; a terminal error stops the run at once. Every step is
+idempotent, so rerunning the same command after any failure finishes the job without
+duplicates. Dates already completed are skipped unless forced.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from company_activity import steps as step_names
+from company_activity.errors import PipelineError, TerminalError, TransientError
+from company_activity.notify import RunMessage
+from company_activity.redact import redact
+from company_activity.runlog import RunLog
+from company_activity.warehouse.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+STEP_BACKOFF_INITIAL = 2.0  # seconds before the first retry of a step
+STEP_BACKOFF_MAX = 60.0
+
+
+@dataclass
+class StepOutcome:
+    """What a step reports: the rows it touched and any counts worth keeping."""
+
+    rows: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+StepFn = Callable[[date], StepOutcome]
+Notifier = Callable[[RunMessage], bool]
+
+
+@dataclass
+class DateResult:
+    """The outcome of one date."""
+
+    day: date
+    status: str  # succeeded | failed | skipped
+    seconds: float = 0.0
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    failing_step: str | None = None
+    error: str | None = None
+
+    def summary_line(self) -> str:
+        if self.status == "skipped":
+            return f"{self.day}  skipped (already completed; --force to rerun)"
+        if self.status == "failed":
+            return f"{self.day}  FAILED in {self.failing_step}: {self.error}"
+        parts = []
+        for step in (step_names.LOAD_CRM, step_names.LOAD_USAGE, step_names.MERGE_ANALYTICS):
+            outcome = self.outcomes.get(step)
+            if outcome is not None:
+                parts.append(f"{step}={outcome.rows if outcome.rows is not None else '-'}")
+        rejected = sum(int(o.details.get("rejected", 0)) for o in self.outcomes.values())
+        parts.append(f"rejected={rejected}")
+        flags = self.outcomes.get(step_names.VALIDATE, StepOutcome()).details.get("flags")
+        if flags:
+            parts.append(f"flags={flags}")
+        return f"{self.day}  ok  {' '.join(parts)}  {self.seconds:.1f}s"
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    dates: list[DateResult]
+
+    @property
+    def failed(self) -> DateResult | None:
+        return next((d for d in self.dates if d.status == "failed"), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+
+def date_range(start: date, end: date) -> list[date]:
+    if end < start:
+        raise TerminalError(f"--end {end} is before --start {start}")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+class PipelineRunner:
+    """Runs the steps for each date, with retries, a run log and notifications."""
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        run_id: str,
+        steps: Mapping[str, StepFn],
+        notifier: Notifier,
+        clock: Callable[[], datetime],
+        max_attempts: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        on_date_done: Callable[[DateResult], None] | None = None,
+    ) -> None:
+        missing = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY and s not in steps]
+        if missing:
+            raise TerminalError(f"pipeline steps not wired: {', '.join(missing)}")
+        self.wh = wh
+        self.run_id = run_id
+        self.steps = steps
+        self.notifier = notifier
+        self.clock = clock
+        self.max_attempts = max(1, max_attempts)
+        self.sleep = sleep
+        self.on_date_done = on_date_done
+        self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
+
+    def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
+        start, end = min(dates), max(dates)
+        done = set() if force else self.log.completed_dates(step_names.VALIDATE, start, end)
+        self.log.start_run(command, start, end, self.clock())
+        results: list[DateResult] = []
+        try:
+            for day in dates:
+                if day in done:
+                    result = DateResult(day, "skipped")
+                else:
+                    result = self._run_date(day, last=day == end)
+                results.append(result)
+                if self.on_date_done:
+                    self.on_date_done(result)
+                if result.status == "failed":
+                    break
+        except BaseException as exc:
+            # Interrupted (Ctrl-C, SIGTERM): record it, then let it end the process.
+            self.log.end_run("failed", self.clock(), f"interrupted: {type(exc).__name__}")
+            raise
+        failed = next((r for r in results if r.status == "failed"), None)
+        self.log.end_run(
+            "failed" if failed else "succeeded",
+            self.clock(),
+            f"{failed.failing_step} on {failed.day}: {failed.error}" if failed else None,
+        )
+        return RunResult(self.run_id, results)
+
+    def _run_date(self, day: date, last: bool) -> DateResult:
+        started = time.monotonic()
+        result = DateResult(day, "succeeded")
+        for name in step_names.STEP_NAMES:
+            if name == step_names.NOTIFY:
+                continue
+            try:
+                result.outcomes[name] = self._run_step(day, name)
+            except PipelineError as exc:
+                result.status, result.failing_step, result.error = "failed", name, redact(exc)
+                break
+        result.seconds = time.monotonic() - started
+        if result.status == "failed" or last:
+            self._notify(day, result)
+        return result
+
+    def _run_step(self, day: date, name: str) -> StepOutcome:
+        self.log.start_step(day, name, self.clock())
+        attempts = 0
+
+        def count_attempt(state: RetryCallState) -> None:
+            nonlocal attempts
+            attempts = state.attempt_number
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s %s attempt %s failed (%s); retrying",
+                name,
+                day,
+                state.attempt_number,
+                redact(error),
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(multiplier=STEP_BACKOFF_INITIAL, max=STEP_BACKOFF_MAX),
+            retry=retry_if_exception_type(TransientError),
+            before=count_attempt,
+            before_sleep=log_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            outcome: StepOutcome = retrying(self.steps[name], day)
+        except PipelineError as exc:
+            self.log.end_step(day, name, "failed", attempts, self.clock(), error=str(exc))
+            log.error("%s %s failed after %s attempt(s): %s", name, day, attempts, redact(exc))
+            raise
+        except Exception as exc:
+            self.log.end_step(day, name, "failed", attempts, self.clock(), error=repr(exc))
+            log.exception("%s %s failed unexpectedly", name, day)
+            raise TerminalError(f"{name} failed unexpectedly: {redact(exc)}") from exc
+        self.log.end_step(
+            day, name, "succeeded", attempts, self.clock(), outcome.rows, outcome.details
+        )
+        log.info("%s %s ok (%s attempt(s), rows=%s)", name, day, attempts, outcome.rows)
+        return outcome
+
+    def _notify(self, day: date, result: DateResult) -> None:
+        """The notify step: never fails the run, whatever the webhook does."""
+        self.log.start_step(day, step_names.NOTIFY, self.clock())
+        counts = {
+            name: outcome.rows
+            for name, outcome in result.outcomes.items()
+            if outcome.rows is not None
+        }
+        message = RunMessage(
+            pipeline=step_names.PIPELINE_NAME,
+            run_id=self.run_id,
+            status=result.status,
+            start_date=day.isoformat(),
+            end_date=day.isoformat(),
+            failing_step=result.failing_step,
+            failing_date=day.isoformat() if result.failing_step else None,
+            error=result.error,
+            counts=counts,
+        )
+        delivered = self.notifier(message)
+        self.log.end_step(
+            day,
+            step_names.NOTIFY,
+            "succeeded",
+            1,
+            self.clock(),
+            details={"delivered": delivered, "status": result.status},
+        )

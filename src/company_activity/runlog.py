@@ -1,0 +1,110 @@
+"""The run log in the warehouse: ops.pipeline_runs and ops.step_runs.
+
+Each write commits on its own, so the log survives a step that fails and rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from company_activity.redact import redact
+from company_activity.warehouse.base import Warehouse
+
+_ERROR_LIMIT = 4000
+
+
+def _clip(text: str | None) -> str | None:
+    return None if text is None else redact(text)[:_ERROR_LIMIT]
+
+
+class RunLog:
+    """Records one pipeline run and its steps."""
+
+    def __init__(self, wh: Warehouse, run_id: str, pipeline_name: str) -> None:
+        self.wh = wh
+        self.run_id = run_id
+        self.pipeline_name = pipeline_name
+
+    def start_run(self, command: str, start: date, end: date, at: datetime) -> None:
+        self.wh.execute(
+            "INSERT INTO ops.pipeline_runs (run_id, pipeline_name, command, start_date, end_date, "
+            "status, started_at) VALUES (@run_id, @pipeline, @command, CAST(@start_date AS DATE), "
+            "CAST(@end_date AS DATE), 'running', CAST(@at_ts AS DATETIME2(6)))",
+            {
+                "run_id": self.run_id,
+                "pipeline": self.pipeline_name,
+                "command": command[:400],
+                "start_date": start,
+                "end_date": end,
+                "at_ts": at,
+            },
+        )
+
+    def end_run(self, status: str, at: datetime, error: str | None = None) -> None:
+        self.wh.execute(
+            "UPDATE ops.pipeline_runs SET status = @status, "
+            "ended_at = CAST(@at_ts AS DATETIME2(6)), error_text = @error WHERE run_id = @run_id",
+            {"status": status, "at_ts": at, "error": _clip(error), "run_id": self.run_id},
+        )
+
+    def start_step(self, day: date, step: str, at: datetime) -> None:
+        self.wh.execute(
+            "INSERT INTO ops.step_runs (run_id, run_date, step_name, status, attempts, started_at) "
+            "VALUES (@run_id, CAST(@run_date AS DATE), @step, 'running', 0, "
+            "CAST(@at_ts AS DATETIME2(6)))",
+            {"run_id": self.run_id, "run_date": day, "step": step, "at_ts": at},
+        )
+
+    def end_step(
+        self,
+        day: date,
+        step: str,
+        status: str,
+        attempts: int,
+        at: datetime,
+        rows: int | None = None,
+        details: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.wh.execute(
+            "UPDATE ops.step_runs SET status = @status, attempts = @attempts, "
+            "rows_affected = @rows, details = @details, ended_at = CAST(@at_ts AS DATETIME2(6)), "
+            "error_text = @error "
+            "WHERE run_id = @run_id AND run_date = CAST(@run_date AS DATE) AND step_name = @step",
+            {
+                "status": status,
+                "attempts": attempts,
+                "rows": rows,
+                "details": json.dumps(details, default=str, sort_keys=True)[:_ERROR_LIMIT]
+                if details
+                else None,
+                "at_ts": at,
+                "error": _clip(error),
+                "run_id": self.run_id,
+                "run_date": day,
+                "step": step,
+            },
+        )
+
+    def completed_dates(self, step: str, start: date, end: date) -> set[date]:
+        """Dates in [start, end] whose most recent run got through `step` successfully.
+
+        Only the latest run of a date counts, so a forced rerun that failed half-way makes the
+        date pending again.
+        """
+        rows = self.wh.query(
+            "SELECT latest.run_date FROM ("
+            " SELECT s.run_date, s.run_id, ROW_NUMBER() OVER ("
+            "  PARTITION BY s.run_date ORDER BY s.started_at DESC, s.run_id DESC) AS rn"
+            " FROM ops.step_runs AS s"
+            " WHERE s.run_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+            ") AS latest"
+            " INNER JOIN ops.step_runs AS done ON done.run_id = latest.run_id"
+            " AND done.run_date = latest.run_date AND done.step_name = @step"
+            " AND done.status = 'succeeded'"
+            " WHERE latest.rn = 1",
+            {"step": step, "start_date": start, "end_date": end},
+        )
+        return {r[0] for r in rows}
