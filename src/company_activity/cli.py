@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and tracebacks")
     parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
+    parser.add_argument(
+        "--run-id",
+        type=_run_id,
+        help="use this run id (e.g. Data Factory's pipeline run id) instead of a new one",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
@@ -58,10 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_id(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
+        raise argparse.ArgumentTypeError("a run id is 1-64 letters, digits, '-', '_', '.' or ':'")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run_id = new_run_id()
+    run_id = args.run_id or new_run_id()
     configure_logging(run_id, "DEBUG" if args.verbose else "INFO")
     try:
         settings = load_settings(dotenv_path=args.env_file)

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.migrations import latest_version, migrate
+from company_activity.procedures import deploy_procedures
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -22,6 +23,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
         applied = migrate(wh, ctx.started_at)
         where = ctx.settings.duckdb_path if wh.engine == "duckdb" else "Azure SQL"
+        if wh.engine == "azuresql":
+            # Data Factory runs the transforms as stored procedures made from the same sql/ files.
+            procedures = deploy_procedures(wh)
+            print(f"deployed {len(procedures)} stored procedure(s): {', '.join(procedures)}")
     if applied:
         print(f"schema at version {latest_version()} in {where} (applied {applied})")
     else:

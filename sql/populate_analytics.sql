@@ -1,0 +1,430 @@
+-- analytics.company_activity_daily for @start_date..@end_date, restating later loaded days.
+--
+-- One row per company per loaded day, from the company's first_seen_date on. Every day from
+-- @start_date through the last loaded day is recomputed (a past day's usage moves the
+-- windows of the 43 days after it and last_activity_date after that), and only rows whose
+-- values change are rewritten, so reruns are no-ops and any order of merges gives the table
+-- one chronological pass would. The windows run as ROWS frames over a dense company x
+-- calendar grid that starts 43 days before @start_date; last_activity_date older than that
+-- is carried forward from each company's latest row before @start_date, so a daily merge
+-- reads only its lookback, never all history.
+-- Parameters: @start_date, @end_date, @run_ts, @run_id.
+
+MERGE INTO analytics.company_activity_daily AS tgt
+USING (
+    SELECT
+        -- keys
+        m.company_id,
+        m.activity_date,
+        -- attributes (the dimension's current values)
+        m.company_name,
+        m.country,
+        m.industry_tag,
+        m.last_contact_at,
+        -- daily measures
+        m.active_users,
+        m.events,
+        -- windows
+        m.rolling_7d_active_users,
+        m.rolling_30d_events,
+        m.active_days_30d,
+        m.activity_consistency_30d,
+        m.peak_active_users_30d,
+        m.usage_density,
+        m.active_users_dod_pct,
+        m.active_users_wow_pct,
+        m.last_activity_date,
+        DATEDIFF(DAY, m.last_activity_date, m.activity_date) AS days_since_last_activity,
+        m.days_since_last_contact,
+        m.engagement_score,
+        -- churn and quality
+        CASE
+            WHEN m.has_inactive_14d = 1 OR m.has_usage_drop = 1 OR m.has_no_recent_contact = 1
+                THEN 1
+            ELSE 0
+        END AS is_churn_risk,
+        NULLIF(
+            CONCAT_WS(
+                ',',
+                CASE WHEN m.has_inactive_14d = 1 THEN 'inactive_14d' END,
+                CASE WHEN m.has_usage_drop = 1 THEN 'usage_drop' END,
+                CASE WHEN m.has_no_recent_contact = 1 THEN 'no_recent_contact' END
+            ),
+            ''
+        ) AS churn_risk_reasons,
+        COALESCE(
+            NULLIF(
+                CONCAT_WS(
+                    ',',
+                    CASE WHEN m.has_duplicates = 1 THEN 'duplicate_source_records' END,
+                    CASE WHEN m.has_no_crm_record = 1 THEN 'no_crm_record' END,
+                    CASE WHEN m.has_partial_window = 1 THEN 'partial_window' END,
+                    CASE WHEN m.has_rejected = 1 THEN 'rejected_source_records' END
+                ),
+                ''
+            ),
+            'ok'
+        ) AS data_quality_flag
+    FROM (
+        SELECT
+            w.company_id,
+            w.calendar_date AS activity_date,
+            d.company_name,
+            d.country,
+            d.industry_tag,
+            d.last_contact_at,
+            w.active_users,
+            w.events,
+            w.users_7d AS rolling_7d_active_users,
+            w.events_30d AS rolling_30d_events,
+            w.active_days_30d,
+            CAST(
+                CAST(w.active_days_30d AS DECIMAL(18, 6)) / NULLIF(30, 0) AS DECIMAL(9, 4)
+            ) AS activity_consistency_30d,
+            w.peak_users_30d AS peak_active_users_30d,
+            CAST(
+                CAST(w.events AS DECIMAL(38, 6)) / NULLIF(w.active_users, 0) AS DECIMAL(18, 4)
+            ) AS usage_density,
+            CAST(
+                CAST(w.active_users - w.users_previous_day AS DECIMAL(38, 6))
+                / NULLIF(w.users_previous_day, 0) AS DECIMAL(18, 4)
+            ) AS active_users_dod_pct,
+            CAST(
+                CAST(w.users_7d - w.users_previous_7d AS DECIMAL(38, 6))
+                / NULLIF(w.users_previous_7d, 0) AS DECIMAL(18, 4)
+            ) AS active_users_wow_pct,
+            -- the grid holds the last 44 days; older activity comes from the carried row
+            COALESCE(w.last_active_in_grid, carried.last_activity_date) AS last_activity_date,
+            CASE
+                WHEN CAST(d.last_contact_at AS DATE) <= w.calendar_date
+                    THEN DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), w.calendar_date)
+            END AS days_since_last_contact,
+            -- 100 * (0.5 * active_days / 30 + 0.5 * min(1, (users_7d / 7) / (users_30d / 30)))
+            CAST(
+                CAST(w.active_days_30d * 50 AS DECIMAL(38, 10)) / NULLIF(30, 0)
+                + 50 * CASE
+                    WHEN w.users_30d = 0 THEN 0
+                    WHEN 30 * w.users_7d >= 7 * w.users_30d THEN 1
+                    ELSE CAST(30 * w.users_7d AS DECIMAL(38, 10)) / NULLIF(7 * w.users_30d, 0)
+                END
+                AS DECIMAL(5, 1)
+            ) AS engagement_score,
+            CASE
+                WHEN w.events_14d = 0 AND w.events_prior_30d > 0 THEN 1 ELSE 0
+            END AS has_inactive_14d,
+            CASE
+                WHEN w.users_previous_7d >= 7 AND 2 * w.users_7d < w.users_previous_7d THEN 1
+                ELSE 0
+            END AS has_usage_drop,
+            CASE
+                WHEN
+                    CAST(d.last_contact_at AS DATE) <= w.calendar_date
+                    AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), w.calendar_date) > 30
+                    AND w.active_days_30d <= 7
+                    THEN 1
+                ELSE 0
+            END AS has_no_recent_contact,
+            CASE WHEN w.record_count > 1 THEN 1 ELSE 0 END AS has_duplicates,
+            CASE WHEN d.crm_snapshot_date IS NULL THEN 1 ELSE 0 END AS has_no_crm_record,
+            CASE WHEN w.loaded_days_30d < 30 THEN 1 ELSE 0 END AS has_partial_window,
+            CASE WHEN rejected.company_id IS NULL THEN 0 ELSE 1 END AS has_rejected
+        FROM (
+            -- windows over the dense grid, in calendar days ending at the row's day
+            SELECT
+                g.company_id,
+                g.first_seen_date,
+                g.calendar_date,
+                g.is_loaded,
+                g.active_users,
+                g.events,
+                g.record_count,
+                SUM(CAST(g.active_users AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 6 PRECEDING AND CURRENT ROW
+                ) AS users_7d,
+                SUM(CAST(g.active_users AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 13 PRECEDING AND 7 PRECEDING
+                ) AS users_previous_7d,
+                SUM(CAST(g.active_users AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+                ) AS users_30d,
+                LAG(g.active_users, 1) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                ) AS users_previous_day,
+                MAX(g.active_users) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+                ) AS peak_users_30d,
+                SUM(CAST(g.events AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+                ) AS events_30d,
+                SUM(CAST(g.events AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 13 PRECEDING AND CURRENT ROW
+                ) AS events_14d,
+                SUM(CAST(g.events AS BIGINT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 43 PRECEDING AND 14 PRECEDING
+                ) AS events_prior_30d,
+                SUM(CAST(g.is_active AS INT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+                ) AS active_days_30d,
+                SUM(CAST(g.is_loaded AS INT)) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN 29 PRECEDING AND CURRENT ROW
+                ) AS loaded_days_30d,
+                MAX(CASE WHEN g.is_active = 1 THEN g.calendar_date END) OVER (
+                    PARTITION BY g.company_id ORDER BY g.calendar_date
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                ) AS last_active_in_grid
+            FROM (
+                -- dense grid: every company x every calendar day of the lookback and range;
+                -- a day without a completed load or without a record counts as zero
+                SELECT
+                    co.company_id,
+                    co.first_seen_date,
+                    cal.calendar_date,
+                    CASE WHEN loaded.file_date IS NULL THEN 0 ELSE 1 END AS is_loaded,
+                    COALESCE(day_usage.active_users, 0) AS active_users,
+                    COALESCE(day_usage.events, 0) AS events,
+                    COALESCE(day_usage.record_count, 0) AS record_count,
+                    CASE WHEN day_usage.active_users > 0 OR day_usage.events > 0 THEN 1 ELSE 0 END AS is_active
+                FROM dim.companies AS co
+                CROSS JOIN dim.calendar AS cal
+                LEFT JOIN (
+                    -- usage loads completed (the latest load run of a day counts)
+                    SELECT latest_load.file_date
+                    FROM (
+                        SELECT
+                            la.file_date,
+                            la.status,
+                            ROW_NUMBER() OVER (
+                                PARTITION BY la.file_date
+                                ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
+                            ) AS run_rank
+                        FROM ops.load_audits AS la
+                        WHERE
+                            la.source = 'usage'
+                            AND la.file_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
+                    ) AS latest_load
+                    WHERE latest_load.run_rank = 1 AND latest_load.status = 'succeeded'
+                ) AS loaded
+                    ON cal.calendar_date = loaded.file_date
+                LEFT JOIN (
+                    -- one record per company and day: the latest ts wins, ties the later line
+                    SELECT
+                        ranked.company_id,
+                        ranked.file_date,
+                        ranked.active_users,
+                        ranked.events,
+                        ranked.record_count
+                    FROM (
+                        SELECT
+                            src_rows.company_id,
+                            src_rows.file_date,
+                            src_rows.active_users,
+                            src_rows.events,
+                            COUNT(*) OVER (
+                                PARTITION BY src_rows.company_id, src_rows.file_date
+                            ) AS record_count,
+                            ROW_NUMBER() OVER (
+                                PARTITION BY src_rows.company_id, src_rows.file_date
+                                ORDER BY
+                                    src_rows.event_ts DESC,
+                                    src_rows.src_file DESC,
+                                    src_rows.src_line_number DESC
+                            ) AS row_rank
+                        FROM (
+                            -- File names are machine-written ASCII (date=.../part-NNNNN), so
+                            -- every collation orders them alike; rule 8 is about business names.
+                            SELECT
+                                pu.company_id,
+                                pu.file_date,
+                                pu.active_users,
+                                pu.events,
+                                pu.event_ts,
+                                pu.src_file_name AS src_file,
+                                pu.src_line_number
+                            FROM stg.product_usage AS pu
+                            WHERE pu.file_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
+                        ) AS src_rows
+                    ) AS ranked
+                    WHERE ranked.row_rank = 1
+                ) AS day_usage
+                    ON
+                        co.company_id = day_usage.company_id
+                        AND cal.calendar_date = day_usage.file_date
+                        AND loaded.file_date IS NOT NULL
+                WHERE
+                    cal.calendar_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
+                    AND cal.calendar_date <= (
+                        SELECT MAX(last_load.file_date)
+                        FROM ops.load_audits AS last_load
+                        WHERE last_load.source = 'usage' AND last_load.status = 'succeeded'
+                    )
+            ) AS g
+        ) AS w
+        INNER JOIN dim.companies AS d
+            ON w.company_id = d.company_id
+        LEFT JOIN analytics.company_activity_daily AS carried
+            ON
+                w.company_id = carried.company_id
+                AND carried.activity_date = (
+                    SELECT MAX(earlier.activity_date)
+                    FROM analytics.company_activity_daily AS earlier
+                    WHERE earlier.activity_date < CAST(@start_date AS DATE)
+                )
+        LEFT JOIN (
+            SELECT
+                q.company_id,
+                q.file_date
+            FROM stg.quarantine AS q
+            WHERE
+                q.source = 'usage'
+                AND q.company_id IS NOT NULL
+                AND q.file_date >= CAST(@start_date AS DATE)
+            GROUP BY q.company_id, q.file_date
+        ) AS rejected
+            ON w.company_id = rejected.company_id AND w.calendar_date = rejected.file_date
+        WHERE
+            w.calendar_date >= CAST(@start_date AS DATE)
+            AND w.calendar_date >= w.first_seen_date
+            AND w.is_loaded = 1
+    ) AS m
+) AS src
+    ON
+        tgt.company_id = src.company_id
+        AND tgt.activity_date = src.activity_date
+        -- every source row is on or after @start_date: lets the engine skip older rows
+        AND tgt.activity_date >= CAST(@start_date AS DATE)
+WHEN MATCHED AND EXISTS (
+    SELECT
+        src.company_name,
+        src.country,
+        src.industry_tag,
+        src.last_contact_at,
+        src.active_users,
+        src.events,
+        src.rolling_7d_active_users,
+        src.rolling_30d_events,
+        src.active_days_30d,
+        src.activity_consistency_30d,
+        src.peak_active_users_30d,
+        src.usage_density,
+        src.active_users_dod_pct,
+        src.active_users_wow_pct,
+        src.last_activity_date,
+        src.days_since_last_activity,
+        src.days_since_last_contact,
+        src.engagement_score,
+        src.is_churn_risk,
+        src.churn_risk_reasons,
+        src.data_quality_flag
+    EXCEPT
+    SELECT
+        tgt.company_name,
+        tgt.country,
+        tgt.industry_tag,
+        tgt.last_contact_at,
+        tgt.active_users,
+        tgt.events,
+        tgt.rolling_7d_active_users,
+        tgt.rolling_30d_events,
+        tgt.active_days_30d,
+        tgt.activity_consistency_30d,
+        tgt.peak_active_users_30d,
+        tgt.usage_density,
+        tgt.active_users_dod_pct,
+        tgt.active_users_wow_pct,
+        tgt.last_activity_date,
+        tgt.days_since_last_activity,
+        tgt.days_since_last_contact,
+        tgt.engagement_score,
+        tgt.is_churn_risk,
+        tgt.churn_risk_reasons,
+        tgt.data_quality_flag
+)
+    THEN UPDATE
+        SET
+            company_name = src.company_name,
+            country = src.country,
+            industry_tag = src.industry_tag,
+            last_contact_at = src.last_contact_at,
+            active_users = src.active_users,
+            events = src.events,
+            rolling_7d_active_users = src.rolling_7d_active_users,
+            rolling_30d_events = src.rolling_30d_events,
+            active_days_30d = src.active_days_30d,
+            activity_consistency_30d = src.activity_consistency_30d,
+            peak_active_users_30d = src.peak_active_users_30d,
+            usage_density = src.usage_density,
+            active_users_dod_pct = src.active_users_dod_pct,
+            active_users_wow_pct = src.active_users_wow_pct,
+            last_activity_date = src.last_activity_date,
+            days_since_last_activity = src.days_since_last_activity,
+            days_since_last_contact = src.days_since_last_contact,
+            engagement_score = src.engagement_score,
+            is_churn_risk = src.is_churn_risk,
+            churn_risk_reasons = src.churn_risk_reasons,
+            data_quality_flag = src.data_quality_flag,
+            run_id = @run_id,
+            updated_at = CAST(@run_ts AS DATETIME2(6))
+WHEN NOT MATCHED BY TARGET THEN INSERT (
+    company_id,
+    activity_date,
+    company_name,
+    country,
+    industry_tag,
+    last_contact_at,
+    active_users,
+    events,
+    rolling_7d_active_users,
+    rolling_30d_events,
+    active_days_30d,
+    activity_consistency_30d,
+    peak_active_users_30d,
+    usage_density,
+    active_users_dod_pct,
+    active_users_wow_pct,
+    last_activity_date,
+    days_since_last_activity,
+    days_since_last_contact,
+    engagement_score,
+    is_churn_risk,
+    churn_risk_reasons,
+    data_quality_flag,
+    run_id,
+    created_at,
+    updated_at
+) VALUES (
+    src.company_id,
+    src.activity_date,
+    src.company_name,
+    src.country,
+    src.industry_tag,
+    src.last_contact_at,
+    src.active_users,
+    src.events,
+    src.rolling_7d_active_users,
+    src.rolling_30d_events,
+    src.active_days_30d,
+    src.activity_consistency_30d,
+    src.peak_active_users_30d,
+    src.usage_density,
+    src.active_users_dod_pct,
+    src.active_users_wow_pct,
+    src.last_activity_date,
+    src.days_since_last_activity,
+    src.days_since_last_contact,
+    src.engagement_score,
+    src.is_churn_risk,
+    src.churn_risk_reasons,
+    src.data_quality_flag,
+    @run_id,
+    CAST(@run_ts AS DATETIME2(6)),
+    CAST(@run_ts AS DATETIME2(6))
+);

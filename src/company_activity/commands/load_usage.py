@@ -1,0 +1,89 @@
+"""`company-activity load-usage --start D --end D`: stage product usage, date by date.
+
+Each date's partition is read through its manifest in the raw zone (BLOB_CONTAINER), and its
+rows in stg.product_usage and its usage rows in stg.quarantine are replaced in one transaction.
+With --path DIR instead, the NDJSON files of a local folder are loaded, each under the date in
+its path (a date=YYYY-MM-DD folder or a YYYY-MM-DD in its name). Dates are independent: one
+failing does not stop the others, and the exit status says whether any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from company_activity.errors import ConfigError, PipelineError, TerminalError, TransientError
+from company_activity.staging import LoadResult, load_usage, load_usage_files
+from company_activity.staging.folder import dated_files
+from company_activity.storage import open_store
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def iso_date(text: str) -> date:
+    """argparse type for a YYYY-MM-DD date, with a message that says what is expected."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "load-usage",
+        help="stage product-usage NDJSON into stg.product_usage (replaces each date)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--start", type=iso_date, help="first date, YYYY-MM-DD")
+    parser.add_argument("--end", type=iso_date, help="last date, YYYY-MM-DD (default: --start)")
+    parser.add_argument(
+        "--path", type=Path, help="a local folder of NDJSON files instead of the raw zone"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if (args.path is None) == (args.start is None):
+        raise ConfigError("give either --start D [--end D] or --path DIR.")
+    with ctx.warehouse() as wh:
+        loads: list[tuple[date, Callable[[], LoadResult]]]
+        if args.path is not None:
+            loads = [
+                (day, partial(load_usage_files, wh, day, files, run_id=ctx.run_id))
+                for day, files in dated_files(args.path).items()
+            ]
+        else:
+            store = open_store(ctx.settings)
+            container = ctx.settings.blob_container
+            end = args.end or args.start
+            if end < args.start:
+                raise ConfigError(f"--end {end} is before --start {args.start}.")
+            days = [args.start + timedelta(n) for n in range((end - args.start).days + 1)]
+            loads = [
+                (day, partial(load_usage, wh, store, day, container=container, run_id=ctx.run_id))
+                for day in days
+            ]
+        failed: list[tuple[date, PipelineError]] = []
+        for day, load in loads:
+            try:
+                print(load().summary())
+            except PipelineError as exc:
+                print(f"{day} usage: FAILED: {exc}", file=sys.stderr)
+                failed.append((day, exc))
+    if not failed:
+        return 0
+    names = ", ".join(str(day) for day, _ in failed)
+    message = (
+        f"{len(failed)} of {len(loads)} date(s) failed: {names}. Fix the cause above and re-run "
+        "those dates (a re-run replaces a date; the others are complete)."
+    )
+    if all(isinstance(exc, TransientError) for _, exc in failed):
+        raise TransientError(message)
+    raise TerminalError(message)

@@ -1,0 +1,42 @@
+"""`company-activity merge --start D1 --end D2`: the dimension and analytics merges for a range."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from typing import TYPE_CHECKING
+
+from company_activity import model
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def iso_date(text: str) -> date:
+    """argparse type for a YYYY-MM-DD date, with a message that says what is expected."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "merge",
+        help="merge dim.companies and analytics.company_activity_daily for loaded dates",
+        description=(
+            "Merge each date's CRM snapshot into dim.companies and build the analytics rows "
+            "for D1..D2, restating later days whose values change. Every date must have a "
+            "completed usage load. Idempotent: rerunning changes nothing."
+        ),
+    )
+    parser.add_argument("--start", type=iso_date, required=True, help="first date, YYYY-MM-DD")
+    parser.add_argument("--end", type=iso_date, help="last date, YYYY-MM-DD (default: --start)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    with ctx.warehouse() as wh:
+        result = model.merge(wh, args.start, args.end or args.start, ctx.run_id, ctx.started_at)
+    print(result.summary())
+    return 0

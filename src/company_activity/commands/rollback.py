@@ -1,0 +1,33 @@
+"""`company-activity rollback --date D [--staging]`: remove a date's rows, ready for a re-run."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from company_activity.commands.merge import iso_date
+from company_activity.rollback import rollback
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "rollback",
+        help="delete a date's analytics rows (--staging: its staging rows too); docs/rollback.md",
+    )
+    parser.add_argument("--date", type=iso_date, required=True, help="date, YYYY-MM-DD")
+    parser.add_argument(
+        "--staging",
+        action="store_true",
+        help="also delete the date's staging rows and mark its loads rolled back",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    with ctx.warehouse() as wh:
+        result = rollback(wh, args.date, ctx.run_id, ctx.started_at, staging=args.staging)
+    print(result.summary())
+    return 0

@@ -1,0 +1,90 @@
+"""The Synapse dedicated SQL pool variant of the DDL, generated from schema.py.
+
+Dedicated pools differ from Azure SQL in ways the transforms never see, so they live here
+and not in the sql/ files (dialect contract, "Targets beyond Azure SQL Database"):
+
+- every table is distributed: HASH (company_id) where the table has company_id, so the
+  dimension, staging and analytics rows of one company sit on one distribution and join
+  without data movement; small lookup tables are REPLICATEd; run-control tables are
+  ROUND_ROBIN;
+- tables are CLUSTERED COLUMNSTORE, except those holding (N)VARCHAR(MAX) columns, which
+  columnstore does not support in dedicated pools: they are HEAP (the staging tables, which
+  are written per date and read once by the merges, are a good fit for heaps anyway);
+- primary keys are declared `NONCLUSTERED ... NOT ENFORCED`, the only form dedicated pools
+  accept: the optimizer uses them, nothing checks them, so the merges' uniqueness tests matter.
+"""
+
+from __future__ import annotations
+
+from company_activity.ddl import create_schema
+from company_activity.schema import CALENDAR, SCHEMAS, TABLES, Column, Table
+
+# Small tables every distribution reads: a full copy on each compute node.
+REPLICATED: frozenset[str] = frozenset({CALENDAR.name})
+
+
+def distribution(table: Table) -> str:
+    """The table's DISTRIBUTION option."""
+    if "company_id" in table.column_names:
+        return "HASH (company_id)"
+    if table.name in REPLICATED:
+        return "REPLICATE"
+    return "ROUND_ROBIN"
+
+
+def has_lob(table: Table) -> bool:
+    return any(c.sql_type.endswith("(MAX)") for c in table.columns)
+
+
+def index_option(table: Table) -> str:
+    """CLUSTERED COLUMNSTORE INDEX, or HEAP where columnstore cannot hold a column."""
+    return "HEAP" if has_lob(table) else "CLUSTERED COLUMNSTORE INDEX"
+
+
+def _column(column: Column) -> str:
+    sql_type = column.sql_type.replace(",", ", ")
+    return f"{column.name} {sql_type} {'NULL' if column.nullable else 'NOT NULL'}"
+
+
+def create_table(table: Table) -> str:
+    """CREATE TABLE for a dedicated pool, only when the table does not exist."""
+    body = ",\n        ".join(_column(c) for c in table.columns)
+    return (
+        f"IF OBJECT_ID('{table.name}', 'U') IS NULL\n"
+        f"    CREATE TABLE {table.name} (\n        {body}\n    )\n"
+        f"    WITH (DISTRIBUTION = {distribution(table)}, {index_option(table)});"
+    )
+
+
+def primary_key_name(table: Table) -> str:
+    return f"pk_{table.schema}_{table.short_name}"
+
+
+def add_primary_key(table: Table) -> str:
+    """The table's primary key, NONCLUSTERED and NOT ENFORCED, unless it is there already."""
+    name = primary_key_name(table)
+    columns = ", ".join(table.primary_key)
+    # Run through EXEC like CREATE SCHEMA: sqlfluff's tsql grammar has no NOT ENFORCED, and
+    # this keeps the whole file inside what the syntax gate can parse.
+    return (
+        f"IF OBJECT_ID('{table.schema}.{name}', 'PK') IS NULL\n"
+        f"    EXEC ('ALTER TABLE {table.name}\n"
+        f"        ADD CONSTRAINT {name}\n"
+        f"        PRIMARY KEY NONCLUSTERED ({columns}) NOT ENFORCED');"
+    )
+
+
+def full_script() -> str:
+    """The whole schema for a dedicated pool (sql/ddl/synapse.sql is this, checked in)."""
+    parts = [
+        "-- Synapse dedicated SQL pool variant of the schema, generated from",
+        "-- src/company_activity/schema.py by company_activity.ddl_synapse.",
+        "-- Do not edit by hand: tests fail when this file and the declarations disagree.",
+        "-- Creates only what is missing; never drops anything.",
+    ]
+    body = [create_schema("synapse", s) + "\nGO" for s in SCHEMAS]
+    for table in TABLES:
+        body.append(create_table(table) + "\nGO")
+        if table.primary_key:
+            body.append(add_primary_key(table) + "\nGO")
+    return "\n".join(parts) + "\n\n" + "\n\n".join(body) + "\n"

@@ -1,0 +1,202 @@
+"""The company-activity model: dim.companies and analytics.company_activity_daily.
+
+The logic is T-SQL in sql/ (one batch per file, each a stored procedure on Azure SQL); this
+module checks the preconditions, runs the files through the warehouse runner with
+@start_date/@end_date, @run_ts and @run_id bound, and records each merge in ops.merge_audits.
+
+Every merge is set-based over a date range and order independent: after any sequence of loads
+and merges (reruns included) the tables equal one chronological pass over the same loaded
+dates. docs/company_activity_design.md has the definitions and why the SQL looks as it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from company_activity.errors import DataError
+from company_activity.runctx import utc_now
+from company_activity.warehouse.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+# sql/ at the repository root (the package is installed editable from the checkout).
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+# Files per step, in the order they run (each is one stored procedure on Azure SQL).
+# merge_dimension: the CRM snapshot into dim.companies, then its attributes onto analytics.
+DIMENSION_FILES: tuple[str, ...] = ("merge_dimension.sql", "restate_company_attributes.sql")
+# merge_analytics: companies first seen in usage into dim.companies, then the daily rows.
+ANALYTICS_FILES: tuple[str, ...] = ("merge_usage_companies.sql", "populate_analytics.sql")
+
+DIMENSION_TARGET = "dim.companies"
+ANALYTICS_TARGET = "analytics"
+
+# The longest window (inactive_14d) looks 43 days back from the row's day.
+LOOKBACK_DAYS = 43
+
+_LATEST_USAGE_LOADS = """
+SELECT latest_load.file_date, latest_load.status
+FROM (
+    SELECT
+        la.file_date,
+        la.status,
+        ROW_NUMBER() OVER (
+            PARTITION BY la.file_date
+            ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
+        ) AS run_rank
+    FROM ops.load_audits AS la
+    WHERE la.source = 'usage' AND la.file_date BETWEEN CAST(@start_date AS DATE)
+        AND CAST(@end_date AS DATE)
+) AS latest_load
+WHERE latest_load.run_rank = 1
+"""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a merge wrote: rows inserted or changed, by target."""
+
+    start: date
+    end: date
+    dimension_rows: int
+    analytics_rows: int
+
+    def summary(self) -> str:
+        span = str(self.start) if self.start == self.end else f"{self.start}..{self.end}"
+        return (
+            f"merged {span}: {self.dimension_rows} dimension row(s) and "
+            f"{self.analytics_rows} analytics row(s) written or restated"
+        )
+
+
+def dates_between(start: date, end: date) -> list[date]:
+    """Every calendar day from start to end inclusive."""
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def completed_usage_dates(wh: Warehouse, start: date, end: date) -> set[date]:
+    """Days in start..end whose latest usage load run succeeded."""
+    rows = wh.query(_LATEST_USAGE_LOADS, {"start_date": start, "end_date": end})
+    return {_as_date(r[0]) for r in rows if r[1] == "succeeded"}
+
+
+def crm_loaded(wh: Warehouse, day: date) -> bool:
+    """True when a CRM snapshot load for the day succeeded."""
+    count = wh.scalar(
+        "SELECT COUNT(*) FROM ops.load_audits "
+        "WHERE source = 'crm' AND status = 'succeeded' AND file_date = CAST(@run_date AS DATE)",
+        {"run_date": day},
+    )
+    return bool(count)
+
+
+def require_usage_loaded(wh: Warehouse, start: date, end: date) -> None:
+    """Raise DataError naming every day in start..end without a completed usage load."""
+    _check_range(start, end)
+    completed = completed_usage_dates(wh, start, end)
+    missing = [d for d in dates_between(start, end) if d not in completed]
+    if missing:
+        shown = ", ".join(str(d) for d in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise DataError(
+            f"no completed usage load for {shown}{more}: load those dates first "
+            "(the latest load run of a date must have succeeded), or merge a range without them"
+        )
+
+
+def merge_dimension(wh: Warehouse, day: date, run_id: str, run_ts: datetime) -> int:
+    """Merge the day's CRM snapshot into dim.companies, when one was loaded; return rows written.
+
+    Attribute changes reach every analytics row of the company in the same transaction.
+    """
+    if not crm_loaded(wh, day):
+        log.info("no CRM snapshot loaded for %s; dimension unchanged", day)
+        return 0
+    return _merge_dimension_range(wh, day, day, run_id, run_ts)
+
+
+def merge_analytics(wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime) -> int:
+    """Merge the analytics rows for start..end, restating later days; return rows written.
+
+    Fails with DataError, before writing anything, when a day in the range has no completed
+    usage load.
+    """
+    require_usage_loaded(wh, start, end)
+    started_at = utc_now()
+    params = _params(start, end, run_id, run_ts)
+    with wh.transaction():
+        rows = sum(wh.run_file(SQL_DIR / name, params) for name in ANALYTICS_FILES)
+        _record(wh, ANALYTICS_TARGET, start, end, run_id, rows, started_at)
+    log.info("analytics merged for %s..%s: %s row(s) written", start, end, rows)
+    return rows
+
+
+def merge(wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime) -> MergeResult:
+    """Merge the dimension (CRM snapshots of the range) and then the analytics, atomically.
+
+    Set-based over the whole range; the result equals merging each date in date order.
+    """
+    require_usage_loaded(wh, start, end)
+    with wh.transaction():
+        dimension_rows = _merge_dimension_range(wh, start, end, run_id, run_ts)
+        analytics_rows = merge_analytics(wh, start, end, run_id, run_ts)
+    return MergeResult(start, end, dimension_rows, analytics_rows)
+
+
+def _merge_dimension_range(
+    wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime
+) -> int:
+    _check_range(start, end)
+    started_at = utc_now()
+    params = _params(start, end, run_id, run_ts)
+    with wh.transaction():
+        rows = sum(wh.run_file(SQL_DIR / name, params) for name in DIMENSION_FILES)
+        _record(wh, DIMENSION_TARGET, start, end, run_id, rows, started_at)
+    log.info("dimension merged for %s..%s: %s row(s) written", start, end, rows)
+    return rows
+
+
+def _params(start: date, end: date, run_id: str, run_ts: datetime) -> dict[str, object]:
+    return {"start_date": start, "end_date": end, "run_ts": run_ts, "run_id": run_id}
+
+
+def _check_range(start: date, end: date) -> None:
+    if end < start:
+        raise DataError(f"end date {end} is before start date {start}; swap them")
+
+
+def _record(
+    wh: Warehouse,
+    target: str,
+    start: date,
+    end: date,
+    run_id: str,
+    rows: int,
+    started_at: datetime,
+) -> None:
+    """One ops.merge_audits row per merged date (a rerun in the same run replaces it)."""
+    wh.execute(
+        "DELETE FROM ops.merge_audits WHERE run_id = @run_id AND target = @target "
+        "AND run_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)",
+        {"run_id": run_id, "target": target, "start_date": start, "end_date": end},
+    )
+    ended_at = utc_now()
+    days = dates_between(start, end)
+    # Rows are counted per statement, not per date: a one-day merge gets its exact count.
+    per_day = rows if len(days) == 1 else None
+    wh.insert_rows(
+        "ops.merge_audits",
+        ("run_id", "target", "run_date", "rows_affected", "started_at", "ended_at"),
+        [(run_id, target, d, per_day, started_at, ended_at) for d in days],
+    )
+
+
+def _as_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))

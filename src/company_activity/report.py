@@ -1,0 +1,197 @@
+"""The demo report: what the analytics table says over a date range, as text and Markdown+PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from company_activity.warehouse.base import Warehouse
+
+TOP_AT_RISK = 10
+
+
+@dataclass(frozen=True)
+class DaySummary:
+    day: date
+    companies: int
+    active_companies: int
+    churn_risk: int
+    rejects: int
+    flagged_rows: int
+
+
+@dataclass(frozen=True)
+class Report:
+    start: date
+    end: date
+    layers: dict[str, int]
+    days: list[DaySummary]
+    flags: dict[str, int]
+    at_risk: list[dict[str, Any]]
+
+
+def build_report(wh: Warehouse, start: date, end: date) -> Report:
+    """Collect the figures for [start, end] from the warehouse."""
+    params = {"start_date": start, "end_date": end}
+    layers = {
+        name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}"))
+        for name in (
+            "stg.crm_companies",
+            "stg.product_usage",
+            "stg.quarantine",
+            "dim.companies",
+            "analytics.company_activity_daily",
+        )
+    }
+    rows = wh.query(
+        "SELECT a.activity_date, COUNT(*) AS companies,"
+        " SUM(CASE WHEN a.active_users > 0 OR a.events > 0 THEN 1 ELSE 0 END) AS active,"
+        " SUM(CAST(a.is_churn_risk AS BIGINT)) AS churn_risk,"
+        " SUM(CASE WHEN a.data_quality_flag = 'ok' THEN 0 ELSE 1 END) AS flagged"
+        " FROM analytics.company_activity_daily AS a"
+        " WHERE a.activity_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+        " GROUP BY a.activity_date ORDER BY a.activity_date",
+        params,
+    )
+    rejects: dict[date, int] = dict(
+        wh.query(
+            "SELECT q.file_date, COUNT(*) FROM stg.quarantine AS q"
+            " WHERE q.file_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+            " GROUP BY q.file_date",
+            params,
+        )
+    )
+    days = [
+        DaySummary(
+            r[0],
+            int(r[1]),
+            int(r[2] or 0),
+            int(r[3] or 0),
+            int(rejects.get(r[0], 0)),
+            int(r[4] or 0),
+        )
+        for r in rows
+    ]
+    flags: dict[str, int] = {}
+    for flag_list, count in wh.query(
+        "SELECT a.data_quality_flag, COUNT(*) FROM analytics.company_activity_daily AS a"
+        " WHERE a.activity_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+        " GROUP BY a.data_quality_flag",
+        params,
+    ):
+        for flag in str(flag_list).split(","):
+            flags[flag] = flags.get(flag, 0) + int(count)
+    at_risk = wh.query_dicts(
+        "SELECT TOP 10 a.company_id, a.company_name, a.churn_risk_reasons, a.engagement_score,"
+        " a.rolling_7d_active_users, a.days_since_last_activity"
+        " FROM analytics.company_activity_daily AS a"
+        " WHERE a.activity_date = CAST(@end_date AS DATE) AND a.is_churn_risk = 1"
+        " ORDER BY a.engagement_score, a.company_id",
+        {"end_date": end},
+    )
+    return Report(start, end, layers, days, dict(sorted(flags.items())), at_risk)
+
+
+def render_text(report: Report) -> str:
+    """A readable console summary."""
+    lines = [f"Company activity {report.start} .. {report.end}", "", "Rows per layer:"]
+    lines += [f"  {name:<36} {count:>10,}" for name, count in report.layers.items()]
+    total_rejects = sum(d.rejects for d in report.days)
+    lines += ["", f"Rejected input rows in the range: {total_rejects:,} (see stg.quarantine)"]
+    lines += ["", "Data-quality flags (company-days):"]
+    lines += [f"  {flag:<28} {count:>10,}" for flag, count in report.flags.items()]
+    if report.days:
+        last = report.days[-1]
+        lines += [
+            "",
+            f"On {last.day}: {last.companies:,} companies, {last.active_companies:,} active, "
+            f"{last.churn_risk:,} at churn risk",
+        ]
+    lines += ["", f"Most at churn risk on {report.end}:"]
+    if not report.at_risk:
+        lines.append("  none")
+    for row in report.at_risk:
+        name = row["company_name"] or "(not in CRM yet)"
+        lines.append(
+            f"  {row['company_id']:<14} {name[:28]:<28} score {row['engagement_score']!s:>5}  "
+            f"{row['churn_risk_reasons']}"
+        )
+    return "\n".join(lines)
+
+
+def write_markdown(report: Report, folder: Path) -> Path:
+    """Write report.md and the activity.png chart it shows; return the Markdown path."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chart = folder / "activity.png"
+    figure, axis = plt.subplots(figsize=(9, 4), dpi=100)
+    days: Any = [d.day for d in report.days]  # matplotlib plots dates; its stubs say otherwise
+    axis.plot(days, [d.active_companies for d in report.days], label="active companies")
+    axis.plot(days, [d.churn_risk for d in report.days], label="at churn risk")
+    axis.bar(days, [d.rejects for d in report.days], label="rejected rows", alpha=0.4, color="grey")
+    axis.set_title(f"Company activity {report.start} .. {report.end}")
+    axis.legend(loc="upper left")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(chart)
+    plt.close(figure)
+
+    table = [
+        "| date | companies | active | churn risk | rejects | flagged rows |",
+        "|---|---|---|---|---|---|",
+    ]
+    table += [
+        "| "
+        + " | ".join(
+            str(v)
+            for v in (
+                d.day,
+                d.companies,
+                d.active_companies,
+                d.churn_risk,
+                d.rejects,
+                d.flagged_rows,
+            )
+        )
+        + " |"
+        for d in report.days
+    ]
+    risk = ["| company | name | reasons | engagement |", "|---|---|---|---|"]
+    risk += [
+        f"| {r['company_id']} | {r['company_name'] or ''} | {r['churn_risk_reasons']} "
+        f"| {r['engagement_score']} |"
+        for r in report.at_risk
+    ]
+    text = "\n".join(
+        [
+            f"# Company activity report, {report.start} .. {report.end}",
+            "",
+            "![active companies, churn risk and rejects](activity.png)",
+            "",
+            "## Rows per layer",
+            "",
+            *(f"- `{name}`: {count:,}" for name, count in report.layers.items()),
+            "",
+            "## Data-quality flags (company-days)",
+            "",
+            *(f"- `{flag}`: {count:,}" for flag, count in report.flags.items()),
+            "",
+            f"## Most at churn risk on {report.end}",
+            "",
+            *risk,
+            "",
+            "## Per day",
+            "",
+            *table,
+            "",
+        ]
+    )
+    path = folder / "report.md"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,101 @@
+"""Roll one date back: delete its analytics rows (optionally its staging rows) and record it.
+
+After a rollback the date is ready for a re-run: `company-activity merge` for the date (after
+reloading it, when staging was removed too) rebuilds its rows and restates the later days.
+docs/rollback.md is the runbook.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from company_activity.warehouse.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+# A load_audits status that marks a date's loads as undone: the latest run of a date counts,
+# so the date stops being "loaded" until it is loaded again.
+ROLLED_BACK = "rolled_back"
+
+_STAGING_DELETES = (
+    "DELETE FROM stg.product_usage WHERE file_date = CAST(@run_date AS DATE)",
+    "DELETE FROM stg.quarantine WHERE file_date = CAST(@run_date AS DATE)",
+    "DELETE FROM stg.crm_companies WHERE snapshot_date = CAST(@run_date AS DATE)",
+)
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """What a rollback removed."""
+
+    day: date
+    analytics_rows_deleted: int
+    staging_rows_deleted: int
+    staging: bool
+
+    def summary(self) -> str:
+        text = f"rolled back {self.day}: {self.analytics_rows_deleted} analytics row(s) deleted"
+        if self.staging:
+            text += f", {self.staging_rows_deleted} staging row(s) deleted"
+            rerun = "reload the date and run `company-activity merge` for it"
+        else:
+            rerun = "run `company-activity merge` for the date"
+        return f"{text}; to rebuild it, {rerun}"
+
+
+def rollback(
+    wh: Warehouse,
+    day: date,
+    run_id: str,
+    rolled_back_at: datetime,
+    staging: bool = False,
+) -> RollbackResult:
+    """Delete the date's analytics rows (and with staging=True its staging rows), atomically.
+
+    With staging, the date's usage and CRM loads are marked rolled back in ops.load_audits, so
+    no merge counts it as loaded until it is loaded again. The dimension is not rewound: a
+    corrected snapshot for the same date, reloaded and merged, overwrites what it took.
+    """
+    params = {"run_date": day}
+    with wh.transaction():
+        analytics = wh.execute(
+            "DELETE FROM analytics.company_activity_daily "
+            "WHERE activity_date = CAST(@run_date AS DATE)",
+            params,
+        )
+        staged = 0
+        if staging:
+            staged = sum(wh.execute(sql, params) for sql in _STAGING_DELETES)
+            wh.insert_rows(
+                "ops.load_audits",
+                (
+                    "run_id", "source", "file_date", "status", "files_read", "lines_read",
+                    "lines_staged", "lines_rejected", "bytes_read", "started_at", "ended_at",
+                    "error_text",
+                ),
+                [
+                    (run_id, source, day, ROLLED_BACK, 0, 0, 0, 0, 0, rolled_back_at,
+                     rolled_back_at, "staging rows removed by company-activity rollback")
+                    for source in ("usage", "crm")
+                ],
+            )  # fmt: skip
+        wh.execute(
+            "DELETE FROM ops.rollbacks WHERE run_id = @run_id "
+            "AND activity_date = CAST(@run_date AS DATE)",
+            {"run_id": run_id, "run_date": day},
+        )
+        wh.insert_rows(
+            "ops.rollbacks",
+            (
+                "run_id",
+                "activity_date",
+                "analytics_rows_deleted",
+                "staging_rows_deleted",
+                "rolled_back_at",
+            ),
+            [(run_id, day, analytics, staged, rolled_back_at)],
+        )
+    log.info("rolled back %s: %s analytics, %s staging row(s)", day, analytics, staged)
+    return RollbackResult(day, analytics, staged, staging)

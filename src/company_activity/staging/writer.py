@@ -1,0 +1,132 @@
+"""Check a batch with the rules and write its rows to staging or the quarantine, in bulk.
+
+On DuckDB the rules run in the warehouse's own connection and the rows move with
+INSERT ... SELECT from the checked Arrow batch: no row passes through Python. On Azure SQL
+they run in a private in-memory DuckDB and the checked rows go in with the warehouse's bulk
+insert (pyodbc fast_executemany, in batches, inside the caller's transaction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from company_activity.errors import TerminalError
+from company_activity.schema import QUARANTINE, Table
+from company_activity.staging.rules import BATCH_VIEW, TRIM_CHARS, apply_strict_json
+from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+
+_CHECKED = "_stg_checked"
+_SCAN_ROWS = 16_384
+_REASON_MAX = QUARANTINE.column("reason").max_length or 400
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one source lands: its staging table, date column, raw column and rules."""
+
+    source: str  # 'crm' or 'usage', as in stg.quarantine and ops.load_audits
+    table: Table
+    date_column: str
+    raw_column: str
+    check_sql: str
+
+    @property
+    def staged_select(self) -> str:
+        columns = ", ".join(self.table.column_names)
+        return f"SELECT {columns} FROM {_CHECKED} WHERE reason IS NULL"
+
+    @property
+    def quarantine_select(self) -> str:
+        return (
+            f"SELECT $source AS source, {self.date_column} AS file_date, src_file_name, "
+            f"src_line_number, q_company_id AS company_id, left(reason, {_REASON_MAX}) AS reason, "
+            f"{self.raw_column} AS raw_line, run_id, loaded_at "
+            f"FROM {_CHECKED} WHERE reason IS NOT NULL"
+        )
+
+
+class BatchWriter:
+    """Applies a target's rules to batches and writes the outcome through one warehouse."""
+
+    def __init__(self, wh: Warehouse, target: Target) -> None:
+        self.wh = wh
+        self.target = target
+        self._direct = isinstance(wh, DuckDBWarehouse)
+        # Azure SQL: the rules still run in DuckDB, a private in-memory one.
+        self.con: duckdb.DuckDBPyConnection = (
+            wh.con if isinstance(wh, DuckDBWarehouse) else duckdb.connect()
+        )
+
+    def write(self, batch: pa.Table, params: Mapping[str, Any]) -> None:
+        """Check one batch; its accepted rows go to staging, the others to the quarantine."""
+        if batch.num_rows == 0:
+            return
+        # Record batches of this size let DuckDB check them on all cores (slicing is free).
+        batch = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_ROWS))
+        with self._registered(BATCH_VIEW, batch):
+            checked = self._fetch(self.target.check_sql, {**params, "trim_chars": TRIM_CHARS})
+        checked = apply_strict_json(checked)
+        quarantine_params = {"source": self.target.source}
+        with self._registered(_CHECKED, checked):
+            if self._direct:
+                self._execute(f"INSERT INTO {_into(self.target.table)} {self.target.staged_select}")
+                self._execute(
+                    f"INSERT INTO {_into(QUARANTINE)} {self.target.quarantine_select}",
+                    quarantine_params,
+                )
+                return
+            staged = self._fetch(self.target.staged_select, {})
+            rejected = self._fetch(self.target.quarantine_select, quarantine_params)
+        table = self.target.table
+        self.wh.insert_rows(table.name, table.column_names, _rows(staged))
+        self.wh.insert_rows(QUARANTINE.name, QUARANTINE.column_names, _rows(rejected))
+
+    def close(self) -> None:
+        if not self._direct:
+            self.con.close()
+
+    @contextlib.contextmanager
+    def _registered(self, name: str, data: pa.Table) -> Iterator[None]:
+        self.con.register(name, data)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    def _execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        try:
+            self.con.execute(sql, _used(sql, params or {}))
+        except duckdb.Error as exc:
+            raise self._error(exc) from None
+
+    def _fetch(self, sql: str, params: Mapping[str, Any]) -> pa.Table:
+        try:
+            return self.con.sql(sql, params=_used(sql, params)).to_arrow_table()
+        except duckdb.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: duckdb.Error) -> TerminalError:
+        return TerminalError(f"staging {self.target.source} rows failed in DuckDB: {exc}")
+
+
+def _into(table: Table) -> str:
+    return f"{table.name} ({', '.join(table.column_names)})"
+
+
+def _used(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """DuckDB refuses named parameters a statement does not use."""
+    return {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
+
+
+def _rows(data: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """Arrow rows as tuples of Python values (dates, datetimes), a batch at a time."""
+    for batch in data.to_batches(max_chunksize=10_000):
+        yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
