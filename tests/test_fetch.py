@@ -16,7 +16,7 @@ import pytest
 
 from company_activity import api_client, mock_data, rawzone
 from company_activity.cli import EXIT_TERMINAL, EXIT_TRANSIENT, main
-from company_activity.commands.fetch import DEFAULT_SAMPLE, Progress, summary_line
+from company_activity.commands.fetch import DEFAULT_SAMPLE, summary_line
 from company_activity.errors import DataError, TransientError
 from company_activity.fetch import (
     DayResult,
@@ -26,6 +26,7 @@ from company_activity.fetch import (
     fetch_day,
     fetch_days,
 )
+from company_activity.progress import Progress
 from company_activity.storage import LocalFolderStore
 from tests.ingestion_fixtures import (
     API_KEY,
@@ -319,15 +320,15 @@ def test_progress_bar_only_on_a_terminal() -> None:
             return True
 
     screen = Terminal()
-    progress = Progress(3, screen)
+    progress = Progress("fetch", 3, screen)
     for day in date_range(DAY, DAY + timedelta(days=2)):
-        progress.advance(DayResult(day, error="x" if day == DAY else None))
+        progress.advance(ok=day != DAY)
     progress.close()
     assert "3/3 dates, 1 failed" in screen.getvalue()
 
     pipe = io.StringIO()
-    quiet = Progress(3, pipe)
-    quiet.advance(DayResult(DAY))
+    quiet = Progress("fetch", 3, pipe)
+    quiet.advance()
     quiet.close()
     assert pipe.getvalue() == ""
 

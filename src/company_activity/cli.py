@@ -12,6 +12,7 @@ import importlib
 import logging
 import pkgutil
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -64,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run_id(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
         raise argparse.ArgumentTypeError("a run id is 1-64 letters, digits, '-', '_', '.' or ':'")
@@ -74,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run_id = args.run_id or new_run_id()
+    # Stop on TERM (a scheduler's kill, a container stop) as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _terminate)
     configure_logging(run_id, "DEBUG" if args.verbose else "INFO")
     try:
         settings = load_settings(dotenv_path=args.env_file)

@@ -59,6 +59,7 @@ class DateResult:
     outcomes: dict[str, StepOutcome] = field(default_factory=dict)
     failing_step: str | None = None
     error: str | None = None
+    transient: bool = False
 
     def summary_line(self) -> str:
         if self.status == "skipped":
@@ -74,7 +75,7 @@ class DateResult:
         parts.append(f"rejected={rejected}")
         flags = self.outcomes.get(step_names.VALIDATE, StepOutcome()).details.get("flags")
         if flags:
-            parts.append(f"flags={flags}")
+            parts.append("flags: " + " ".join(f"{k}={v}" for k, v in sorted(flags.items())))
         return f"{self.day}  ok  {' '.join(parts)}  {self.seconds:.1f}s"
 
 
@@ -163,6 +164,7 @@ class PipelineRunner:
                 result.outcomes[name] = self._run_step(day, name)
             except PipelineError as exc:
                 result.status, result.failing_step, result.error = "failed", name, redact(exc)
+                result.transient = isinstance(exc, TransientError)
                 break
         result.seconds = time.monotonic() - started
         if result.status == "failed" or last:

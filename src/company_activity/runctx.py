@@ -49,3 +49,4 @@ def configure_logging(run_id: str, level: str = "INFO", stream: object = None) -
     # The Azure SDK logs request details (headers included) at INFO; keep it quiet.
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)

@@ -172,6 +172,13 @@ class Settings:
                 f"{', '.join(key_vault_name(m) for m in missing)}."
             )
 
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (secret values are registered for redaction)."""
+        for spec in SPECS:
+            if spec.secret and isinstance(changes.get(spec.attr), str):
+                register_secret(changes[spec.attr])
+        return dataclasses.replace(self, **changes)
+
     def describe(self) -> dict[str, str]:
         """Every setting's effective value as text, with secrets masked (for logs)."""
         shown: dict[str, str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from company_activity.model import completed_usage_dates
@@ -254,3 +254,43 @@ def validate(wh: Warehouse, day: date, extra_checks: Sequence[CheckFn] = ()) -> 
     return ValidationResult(
         day, tuple(check(wh, day) for check in (*DEFAULT_CHECKS, *extra_checks))
     )
+
+
+def usage_drop_check(threshold: float, action: str) -> CheckFn:
+    """A check that the day's staged usage rows are not far below the trailing 7-day average.
+
+    threshold: the fraction of the average below which the day counts as a drop.
+    action: 'warn' (a warning) or 'fail' (a hard failure).
+    """
+    severity = ERROR if action == "fail" else WARNING
+
+    def check_usage_volume(wh: Warehouse, day: date) -> Check:
+        rows = wh.query(
+            "SELECT p.file_date, COUNT(*) FROM stg.product_usage AS p"
+            " WHERE p.file_date BETWEEN CAST(DATEADD(day, -7, CAST(@run_date AS DATE)) AS DATE)"
+            " AND CAST(@run_date AS DATE) GROUP BY p.file_date",
+            {"run_date": day},
+        )
+        counts = {r[0]: int(r[1]) for r in rows}
+        today = counts.pop(day, 0)
+        loaded = completed_usage_dates(wh, day - timedelta(days=7), day - timedelta(days=1))
+        trailing = [counts.get(d, 0) for d in sorted(loaded)]
+        if not trailing:
+            return Check(
+                "usage_volume", INFO, True, f"{today} usage rows; no trailing days to compare"
+            )
+        average = sum(trailing) / len(trailing)
+        dropped = average > 0 and today < threshold * average
+        message = (
+            f"{today} usage rows vs a trailing {len(trailing)}-day average of {average:.1f}"
+            + (f": below {threshold:.0%} of it" if dropped else "")
+        )
+        return Check(
+            "usage_volume",
+            severity,
+            not dropped,
+            message,
+            {"rows": today, "trailing_average": round(average, 1), "threshold": threshold},
+        )
+
+    return check_usage_volume

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from company_activity import mock_data
 from company_activity.api_client import ApiClient, ApiConfig
@@ -28,6 +27,7 @@ from company_activity.fetch import (
     date_range,
     fetch_days,
 )
+from company_activity.progress import Progress
 from company_activity.rawzone import DEFAULT_RECORDS_PER_PART
 from company_activity.storage import open_store
 
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     store, settings.crm_blob_path, args.seed, args.companies, day
                 )
                 print(f"{day}  crm     {where}")
-        progress = Progress(len(days), sys.stderr)
+        progress = Progress("fetch", len(days), sys.stderr)
         try:
             results = fetch_days(
                 days,
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 concurrency=args.concurrency,
                 records_per_part=args.records_per_part,
                 gzipped=args.gzip,
-                on_result=progress.advance,
+                on_result=lambda result: progress.advance(result.ok),
             )
         finally:
             progress.close()
@@ -175,38 +175,3 @@ def summary_line(result: DayResult) -> str:
         f"retries={result.retries}  bytes={result.bytes}  seconds={result.seconds:.2f}"
     )
     return line if result.ok else f"{line}  error: {result.error}"
-
-
-class Progress:
-    """A progress bar over dates on a terminal; silent when the stream is not a TTY."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = total > 1 and stream.isatty()
-        self.done = 0
-        self.failed = 0
-        self._lock = threading.Lock()
-        self._draw()
-
-    def advance(self, result: DayResult) -> None:
-        with self._lock:
-            self.done += 1
-            self.failed += 0 if result.ok else 1
-            self._draw()
-
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        filled = self.WIDTH * self.done // max(self.total, 1)
-        failed = f", {self.failed} failed" if self.failed else ""
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        self.stream.write(f"\rfetch [{bar}] {self.done}/{self.total} dates{failed}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()

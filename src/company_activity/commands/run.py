@@ -1,0 +1,140 @@
+"""`company-activity run`: the daily pipeline for a date or a range, resumable.
+
+    company-activity run --date 2025-11-23
+    company-activity run --start 2025-01-01 --end 2025-12-31        # a backfill
+    company-activity run --mock --start 2025-11-01 --end 2025-11-30  # nothing outside this machine
+
+With --mock the run starts the built-in mock API on loopback (with --faults switched on, if
+given) and writes each date's CRM file from the same generator before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+from company_activity import mock_data, notify
+from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.commands.fetch import iso_date
+from company_activity.errors import ConfigError
+from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
+from company_activity.migrations import applied_versions
+from company_activity.mock_api import MockApiConfig, MockApiServer, parse_fault_rates
+from company_activity.pipeline import DateResult, PipelineRunner, date_range
+from company_activity.pipeline_steps import StepContext, build_steps
+from company_activity.progress import Progress
+from company_activity.runctx import utc_now
+from company_activity.storage import open_store
+
+if TYPE_CHECKING:
+    from company_activity.cli import Context
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "run",
+        help="run the daily pipeline for a date or a date range",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", type=iso_date, help="one date, YYYY-MM-DD")
+    when.add_argument("--start", type=iso_date, help="first date of a range")
+    parser.add_argument("--end", type=iso_date, help="last date of a range (default: --start)")
+    parser.add_argument("--force", action="store_true", help="rerun dates already completed")
+    parser.add_argument(
+        "--mock", action="store_true", help="use the built-in mock API and CRM files"
+    )
+    parser.add_argument(
+        "--companies",
+        type=int,
+        default=DEFAULT_MOCK_COMPANIES,
+        help=f"--mock: number of companies (default {DEFAULT_MOCK_COMPANIES})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_MOCK_SEED,
+        help=f"--mock: generator seed (default {DEFAULT_MOCK_SEED})",
+    )
+    parser.add_argument(
+        "--faults",
+        default="",
+        help="--mock: fault rates for the mock API, e.g. 429=0.1,503=0.05,malformed=0.01",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    start = args.date or args.start
+    end = args.date or args.end or args.start
+    days = date_range(start, end)
+    settings = ctx.settings
+    if not args.mock and args.faults:
+        raise ConfigError("--faults works with --mock only")
+    store = open_store(settings)
+    with ExitStack() as stack:
+        wh = stack.enter_context(ctx.warehouse())
+        if not applied_versions(wh):
+            raise ConfigError(
+                "the warehouse has no schema yet: run `company-activity init-db` first"
+            )
+        if args.mock:
+            mock = MockApiConfig(
+                seed=args.seed, companies=args.companies, fault_rates=parse_fault_rates(args.faults)
+            )
+            server = stack.enter_context(MockApiServer(mock))
+            config = ApiConfig.from_settings(
+                settings.replace(api_url=server.url, api_key=mock.api_key)
+            )
+            for day in days:
+                mock_data.write_crm_csv(
+                    store, settings.crm_blob_path, args.seed, args.companies, day
+                )
+            print(
+                f"mock API on {server.url} (faults: {args.faults or 'none'}); "
+                f"CRM files written for {len(days)} date(s)"
+            )
+        else:
+            config = ApiConfig.from_settings(settings)
+        client = stack.enter_context(ApiClient(config))
+        step_ctx = StepContext(wh, store, settings, client, ctx.run_id, utc_now)
+        progress = Progress("run", len(days), sys.stderr)
+
+        def date_done(result: DateResult) -> None:
+            if progress.enabled:
+                progress.stream.write("\r\033[K")  # clear the bar; advance() redraws it below
+            print(result.summary_line(), flush=True)
+            progress.advance(result.status != "failed")
+
+        runner = PipelineRunner(
+            wh,
+            ctx.run_id,
+            build_steps(step_ctx),
+            lambda message: notify.send(message, settings.notify_webhook_url),
+            utc_now,
+            max_attempts=settings.step_max_attempts,
+            on_date_done=date_done,
+        )
+        command = " ".join(sys.argv[1:]) or "run"
+        try:
+            result = runner.run(days, command, force=args.force)
+        finally:
+            progress.close()
+    failed = result.failed
+    completed = sum(1 for d in result.dates if d.status == "succeeded")
+    skipped = sum(1 for d in result.dates if d.status == "skipped")
+    if failed is None:
+        print(f"run {ctx.run_id}: {completed} date(s) completed, {skipped} skipped")
+        return 0
+    print(
+        f"run {ctx.run_id} FAILED on {failed.day} in {failed.failing_step}: {failed.error}\n"
+        "Fix the cause and run the same command again: completed dates are skipped and "
+        "nothing is duplicated.",
+        file=sys.stderr,
+    )
+    from company_activity.cli import EXIT_TERMINAL, EXIT_TRANSIENT
+
+    return EXIT_TRANSIENT if failed.transient else EXIT_TERMINAL

@@ -1,0 +1,129 @@
+"""The pipeline's steps, wired to the package's functions for one run.
+
+Each step takes the date and returns a StepOutcome; every one is idempotent, so the runner may
+retry it or a later run may repeat it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from company_activity import model, rawzone, steps
+from company_activity.errors import DataError
+from company_activity.fetch import PageSource, fetch_day
+from company_activity.pipeline import StepFn, StepOutcome
+from company_activity.settings import Settings
+from company_activity.staging import load_crm, load_usage
+from company_activity.staging.audit import LoadResult
+from company_activity.storage.base import BlobStore
+from company_activity.validation import usage_drop_check, validate
+from company_activity.warehouse.base import Warehouse
+
+
+@dataclass
+class StepContext:
+    """What the steps of one run share."""
+
+    wh: Warehouse
+    store: BlobStore
+    settings: Settings
+    source: PageSource
+    run_id: str
+    clock: Callable[[], datetime]
+
+
+def _load_outcome(result: LoadResult) -> StepOutcome:
+    return StepOutcome(
+        rows=result.lines_staged,
+        details={
+            "read": result.lines_read,
+            "rejected": result.lines_rejected,
+            "bytes": result.bytes_read,
+        },
+    )
+
+
+def build_steps(ctx: StepContext) -> dict[str, StepFn]:
+    """The step functions by name, in pipeline order (notify is the runner's own)."""
+    settings = ctx.settings
+    drop_check = usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+
+    def check_crm_file(day: date) -> StepOutcome:
+        container, prefix = rawzone.crm_location(settings.crm_blob_path)
+        path = prefix + rawzone.crm_file_name(day)
+        if not ctx.store.exists(container, path):
+            expected = ctx.store.url(container, path)
+            raise DataError(
+                f"the CRM snapshot for {day} is missing: expected {expected}. "
+                "Upload the day's CRM export there and re-run the date."
+            )
+        return StepOutcome(details={"file": f"{container}/{path}"})
+
+    def load_crm_step(day: date) -> StepOutcome:
+        return _load_outcome(
+            load_crm(
+                ctx.wh,
+                ctx.store,
+                day,
+                crm_blob_path=settings.crm_blob_path,
+                run_id=ctx.run_id,
+                clock=ctx.clock,
+            )
+        )
+
+    def merge_dimension(day: date) -> StepOutcome:
+        return StepOutcome(rows=model.merge_dimension(ctx.wh, day, ctx.run_id, ctx.clock()))
+
+    def fetch_usage(day: date) -> StepOutcome:
+        result = fetch_day(
+            ctx.source,
+            ctx.store,
+            settings.blob_container,
+            day,
+            run_id=ctx.run_id,
+            fetched_at=ctx.clock().isoformat(),
+        )
+        return StepOutcome(
+            rows=result.records,
+            details={"pages": result.pages, "retries": result.retries, "bytes": result.bytes},
+        )
+
+    def load_usage_step(day: date) -> StepOutcome:
+        return _load_outcome(
+            load_usage(
+                ctx.wh,
+                ctx.store,
+                day,
+                container=settings.blob_container,
+                run_id=ctx.run_id,
+                clock=ctx.clock,
+            )
+        )
+
+    def merge_analytics(day: date) -> StepOutcome:
+        return StepOutcome(rows=model.merge_analytics(ctx.wh, day, day, ctx.run_id, ctx.clock()))
+
+    def validate_step(day: date) -> StepOutcome:
+        result = validate(ctx.wh, day, extra_checks=(drop_check,))
+        if not result.ok:
+            failed = "; ".join(f"{c.name}: {c.message}" for c in result.failures)
+            raise DataError(f"validation of {day} failed: {failed}")
+        flag_check = result.check("flags").details
+        flags = {k: v for k, v in flag_check.get("flags", {}).items() if v}
+        if flag_check.get("churn_risk"):
+            flags["churn_risk"] = flag_check["churn_risk"]
+        return StepOutcome(
+            details={"warnings": [c.line() for c in result.warnings], "flags": flags}
+        )
+
+    return {
+        steps.CHECK_CRM_FILE: check_crm_file,
+        steps.LOAD_CRM: load_crm_step,
+        steps.MERGE_DIMENSION: merge_dimension,
+        steps.FETCH_USAGE: fetch_usage,
+        steps.LOAD_USAGE: load_usage_step,
+        steps.MERGE_ANALYTICS: merge_analytics,
+        steps.VALIDATE: validate_step,
+    }
