@@ -63,6 +63,7 @@ def _evaluate(term: str, globals_: dict[str, str]) -> str:
 
 def evaluate(value: str, globals_: dict[str, str], run_date: str) -> str:
     text = value.replace("@{pipeline().parameters.run_date}", run_date)
+    text = text.replace("@{pipeline().RunId}", "adf-run-1")
     if not text.startswith("@"):
         assert "@{" not in text, f"unsupported interpolation in {value!r}"
         return text
@@ -248,6 +249,9 @@ def test_the_pipelines_command_lines_run_a_day_on_the_local_engine(tmp_path: Pat
             {"d": DAY, "run_id": "adf-run-1"},
         )
         assert rows == wh.scalar("SELECT COUNT(*) FROM dim.companies") > 0
+        # The Batch commands carry ADF's run id too, so every layer's rows trace to the run.
+        for table in ("stg.crm_companies", "stg.product_usage"):
+            assert wh.query(f"SELECT DISTINCT run_id FROM {table}") == [("adf-run-1",)]
 
 
 def _run_procedure_locally(duckdb_path: Path, activity: dict[str, Any], run_date: str) -> None:
