@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import ExitStack
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from company_activity import mock_data
 from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError
 from company_activity.fetch import (
     DEFAULT_MOCK_COMPANIES,
@@ -35,13 +35,6 @@ if TYPE_CHECKING:
     from company_activity.cli import Context
 
 DEFAULT_SAMPLE = Path(__file__).resolve().parents[3] / "samples" / "product_api_sample.json"
-
-
-def iso_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from None
 
 
 def _positive(text: str) -> int:

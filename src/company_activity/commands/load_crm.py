@@ -9,24 +9,16 @@ read, staged and rejected.
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError
 from company_activity.staging import load_crm, snapshot_date_from_name
 from company_activity.storage import open_store
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
-
-
-def iso_date(text: str) -> date:
-    """argparse type for a YYYY-MM-DD date, with a message that says what is expected."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from typing import TYPE_CHECKING
 
 from company_activity import model
+from company_activity.cliargs import iso_date
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
-
-
-def iso_date(text: str) -> date:
-    """argparse type for a YYYY-MM-DD date, with a message that says what is expected."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.commands.fetch import iso_date
+from company_activity.cliargs import iso_date
 from company_activity.report import build_report, render_text, write_markdown
 
 if TYPE_CHECKING:

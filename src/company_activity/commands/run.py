@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from company_activity import mock_data, notify
 from company_activity.api_client import ApiClient, ApiConfig
-from company_activity.commands.fetch import iso_date
+from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError
 from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.migrations import applied_versions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from company_activity.commands.merge import iso_date
+from company_activity.cliargs import iso_date
 from company_activity.validation import validate
 
 if TYPE_CHECKING:
