@@ -83,8 +83,12 @@ def test_types_are_converted_and_validated() -> None:
         load_settings(environ={"API_PAGE_SIZE": "many"}, dotenv_path=None)
     with pytest.raises(ConfigError, match="USAGE_DROP_ACTION must be one of warn, fail"):
         load_settings(environ={"USAGE_DROP_ACTION": "explode"}, dotenv_path=None)
-    with pytest.raises(ConfigError, match="API_MAX_ATTEMPTS must not be negative"):
-        load_settings(environ={"API_MAX_ATTEMPTS": "-1"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="API_MAX_ATTEMPTS must be at least 1, got 0"):
+        load_settings(environ={"API_MAX_ATTEMPTS": "0"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="USAGE_DROP_THRESHOLD must not be negative"):
+        load_settings(environ={"USAGE_DROP_THRESHOLD": "-0.5"}, dotenv_path=None)
+    with pytest.raises(ConfigError, match="API_URL must be an http"):
+        load_settings(environ={"API_URL": "ftp://x/usage"}, dotenv_path=None)
 
 
 def test_missing_required_value_names_the_variable() -> None:

@@ -119,5 +119,5 @@ def test_cli_validate_and_rollback(tmp_path: Path, wh: DuckDBWarehouse, merged: 
     assert rolled.returncode == 0, rolled.stderr
     assert "rolled back 2024-03-03: 2 analytics row(s) deleted" in rolled.stdout
     failed = _cli(tmp_path, "validate", "--date", "2024-03-03")
-    assert failed.returncode == 1
+    assert failed.returncode == 2
     assert "FAIL grid_complete" in failed.stdout

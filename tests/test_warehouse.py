@@ -175,3 +175,39 @@ def test_azure_sql_bulk_insert_uses_fast_executemany_in_batches() -> None:
 def test_access_token_is_packed_for_the_odbc_driver() -> None:
     attrs = access_token_attrs("tok")
     assert attrs == {1256: b"\x06\x00\x00\x00t\x00o\x00k\x00"}
+
+
+@pytest.mark.parametrize(
+    ("state", "message", "transient"),
+    [
+        (
+            "HY000",
+            "[Microsoft][ODBC Driver 18][SQL Server]Lock request time out period exceeded. (1222)",
+            True,
+        ),
+        ("40001", "Transaction was deadlocked on lock resources (1205)", True),
+        ("42000", "The service is currently busy. (40501)", True),
+        ("08S01", "Communication link failure", True),
+        ("42S02", "Invalid object name 'dim.nope'. (208)", False),
+    ],
+)
+def test_azure_sql_errors_are_classified_for_retry(
+    state: str, message: str, transient: bool
+) -> None:
+    """A recording fake stands in for pyodbc: no SQL Server exists offline."""
+    from company_activity.errors import TransientError
+
+    class Failing(RecordingConnection):
+        def cursor(self) -> RecordingCursor:
+            cursor = RecordingCursor(self)
+
+            def fail(sql: str, *params: Any) -> None:
+                raise RuntimeError(state, message)
+
+            cursor.execute = fail  # type: ignore[method-assign]
+            return cursor
+
+    wh = AzureSqlWarehouse("Driver=x", connect=lambda conn_str, token: Failing())
+    with pytest.raises(TransientError if transient else TerminalError) as caught:
+        wh.execute("SELECT 1")
+    assert isinstance(caught.value, TransientError) is transient

@@ -94,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as exc:
         _report(exc, args.verbose)
         return EXIT_TRANSIENT if isinstance(exc, TransientError) else EXIT_TERMINAL
+    except OSError as exc:
+        # A path that does not exist or cannot be written: the user's to fix.
+        _report(exc, args.verbose)
+        return EXIT_TERMINAL
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
         _report(exc, args.verbose, unexpected=True)
         return EXIT_UNEXPECTED

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 from company_activity.errors import ConfigError
-from company_activity.redact import register_secret
+from company_activity.redact import redact, register_secret
 from company_activity.secrets import SecretLookup, key_vault_lookup
 
 _LOCAL_ROOT = ".local"
@@ -31,6 +32,8 @@ def _setting(
     secret: bool = False,
     required: bool = False,
     choices: tuple[str, ...] = (),
+    minimum: float | None = 0,
+    url: bool = False,
 ) -> Any:
     """Declare one setting: its variable name, default, description and flags."""
     return field(
@@ -42,6 +45,8 @@ def _setting(
             "secret": secret,
             "required": required,
             "choices": choices,
+            "minimum": minimum,
+            "url": url,
         },
     )
 
@@ -56,6 +61,7 @@ class Settings:
         None,
         "Product-usage API endpoint (live fetches; not needed with --mock).",
         required=True,
+        url=True,
     )
     api_key: str | None = _setting(
         "API_KEY",
@@ -67,15 +73,18 @@ class Settings:
     api_auth_header: str = _setting(
         "API_AUTH_HEADER", "Authorization", "Header that carries the API key."
     )
-    api_page_size: int = _setting("API_PAGE_SIZE", 1000, "Records requested per page.")
+    api_page_size: int = _setting("API_PAGE_SIZE", 1000, "Records requested per page.", minimum=1)
     api_connect_timeout: float = _setting(
-        "API_CONNECT_TIMEOUT", 5.0, "Seconds to wait for a connection to the API."
+        "API_CONNECT_TIMEOUT", 5.0, "Seconds to wait for a connection to the API.", minimum=0.001
     )
     api_read_timeout: float = _setting(
-        "API_READ_TIMEOUT", 60.0, "Seconds to wait for an API response."
+        "API_READ_TIMEOUT", 60.0, "Seconds to wait for an API response.", minimum=0.001
     )
     api_max_attempts: int = _setting(
-        "API_MAX_ATTEMPTS", 6, "Attempts per API page before giving up on transient errors."
+        "API_MAX_ATTEMPTS",
+        6,
+        "Attempts per API page before giving up on transient errors.",
+        minimum=1,
     )
     api_max_retry_seconds: float = _setting(
         "API_MAX_RETRY_SECONDS", 300.0, "Total seconds spent retrying one page at most."
@@ -84,7 +93,7 @@ class Settings:
         "API_MAX_BACKOFF_SECONDS", 60.0, "Longest single wait, also the cap on Retry-After."
     )
     api_max_pages: int = _setting(
-        "API_MAX_PAGES", 100000, "Loop guard: pages per day after which a fetch stops."
+        "API_MAX_PAGES", 100000, "Loop guard: pages per day after which a fetch stops.", minimum=1
     )
 
     # Raw zone (Azure Blob Storage, or a local folder standing in for it)
@@ -99,6 +108,7 @@ class Settings:
         None,
         "Storage account URL used with managed identity (DefaultAzureCredential) instead of "
         "a connection string.",
+        url=True,
     )
     blob_container: str = _setting(
         "BLOB_CONTAINER", "product-api-raw", "Container for the product-usage NDJSON."
@@ -138,9 +148,10 @@ class Settings:
         None,
         "Teams Workflows or Logic App webhook for run notifications; log only when unset.",
         secret=True,
+        url=True,
     )
     step_max_attempts: int = _setting(
-        "STEP_MAX_ATTEMPTS", 3, "Attempts per pipeline step on transient errors."
+        "STEP_MAX_ATTEMPTS", 3, "Attempts per pipeline step on transient errors.", minimum=1
     )
     usage_drop_threshold: float = _setting(
         "USAGE_DROP_THRESHOLD",
@@ -200,6 +211,8 @@ class SettingSpec:
     secret: bool
     required: bool
     choices: tuple[str, ...]
+    minimum: float | None
+    url: bool
 
 
 def _specs() -> tuple[SettingSpec, ...]:
@@ -218,6 +231,8 @@ def _specs() -> tuple[SettingSpec, ...]:
                 secret=f.metadata["secret"],
                 required=f.metadata["required"],
                 choices=f.metadata["choices"],
+                minimum=f.metadata["minimum"],
+                url=f.metadata["url"],
             )
         )
     return tuple(specs)
@@ -295,7 +310,19 @@ def load_settings(
             register_secret(values[spec.attr])
     settings = Settings(**values)
     for spec in SPECS:
-        value = getattr(settings, spec.attr)
-        if spec.type in (int, float) and value is not None and value < 0:
-            raise ConfigError(f"{spec.env} must not be negative, got {value}.")
+        _check_value(spec, getattr(settings, spec.attr))
     return settings
+
+
+def _check_value(spec: SettingSpec, value: Any) -> None:
+    if value is None:
+        return
+    if spec.type in (int, float) and spec.minimum is not None and value < spec.minimum:
+        if spec.minimum == 0:
+            raise ConfigError(f"{spec.env} must not be negative, got {value}.")
+        raise ConfigError(f"{spec.env} must be at least {spec.minimum:g}, got {value}.")
+    if spec.url:
+        parsed = urlsplit(str(value))
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            shown = "the given value" if spec.secret else repr(redact(value))
+            raise ConfigError(f"{spec.env} must be an http(s) URL with a host, got {shown}.")

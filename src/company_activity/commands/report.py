@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
+from company_activity.errors import ConfigError
 from company_activity.report import build_report, render_text, write_markdown
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.end < args.start:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
     with ctx.warehouse() as wh:
         report = build_report(wh, args.start, args.end)
     print(render_text(report))

@@ -6,12 +6,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
-from company_activity.validation import validate
+from company_activity.validation import usage_drop_check, validate
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
 
-EXIT_FAILED = 1
+EXIT_FAILED = 2  # like every other "fix something first" exit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
-        result = validate(wh, args.date)
+        # The same checks as the pipeline's validate step, so ADF and the local runner agree.
+        drop_check = usage_drop_check(
+            ctx.settings.usage_drop_threshold, ctx.settings.usage_drop_action
+        )
+        result = validate(wh, args.date, extra_checks=(drop_check,))
     print("\n".join(result.summary_lines()))
     return 0 if result.ok else EXIT_FAILED

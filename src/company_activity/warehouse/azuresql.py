@@ -6,6 +6,7 @@ path works on machines without them.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
@@ -22,6 +23,26 @@ _TOKEN_SCOPE = "https://database.windows.net/.default"  # noqa: S105 - a scope, 
 
 # SQLSTATEs worth a retry: connection failures, timeouts, deadlocks and throttling.
 _TRANSIENT_SQLSTATES = {"08S01", "08001", "08004", "HYT00", "HYT01", "40001", "40143", "40613"}
+# SQL Server error numbers worth a retry, seen in the driver's message as "(1222)":
+# deadlock victim, lock request time-out, and Azure SQL's documented transient errors
+# (database unavailable, service busy, resource limits, failover).
+_TRANSIENT_ERRORS = {
+    1205,
+    1222,
+    4060,
+    4221,
+    10928,
+    10929,
+    40143,
+    40197,
+    40501,
+    40540,
+    40613,
+    49918,
+    49919,
+    49920,
+}
+_ERROR_NUMBER = re.compile(r"\((\d{3,5})\)")
 
 
 def access_token_attrs(token: str) -> dict[int, bytes]:
@@ -54,7 +75,12 @@ def connect_pyodbc(conn_str: str, use_access_token: bool) -> Any:
 def _classify(exc: Exception, what: str) -> Exception:
     state = str(exc.args[0]) if getattr(exc, "args", None) else ""
     message = f"{what}: {redact(exc)}"
-    if state in _TRANSIENT_SQLSTATES or "deadlock" in message.lower():
+    numbers = {int(n) for n in _ERROR_NUMBER.findall(message)}
+    if (
+        state in _TRANSIENT_SQLSTATES
+        or numbers & _TRANSIENT_ERRORS
+        or "deadlock" in message.lower()
+    ):
         return TransientError(message)
     return TerminalError(message)
 
