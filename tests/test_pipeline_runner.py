@@ -174,3 +174,16 @@ def test_a_failing_webhook_never_hides_the_run_status(
 def test_an_unreachable_webhook_never_hides_the_run_status(warehouse: DuckDBWarehouse) -> None:
     result = _runner(warehouse, Steps(), "http://127.0.0.1:9/hook", "run-u").run(DAYS[:1], "run")
     assert result.ok
+
+
+def test_a_rolled_back_date_is_pending_again(warehouse: DuckDBWarehouse) -> None:
+    _runner(warehouse, Steps(), None, "run-rb1").run(DAYS[:2], "run")
+    warehouse.execute(
+        "INSERT INTO ops.rollbacks (run_id, activity_date, analytics_rows_deleted, "
+        "staging_rows_deleted, rolled_back_at) VALUES ('rb', CAST(@d AS DATE), 1, 0, "
+        "CAST(@at_ts AS DATETIME2(6)))",
+        {"d": DAYS[1], "at_ts": _clock()},
+    )
+    again = Steps()
+    result = _runner(warehouse, again, None, "run-rb2").run(DAYS[:2], "run")
+    assert [d.status for d in result.dates] == ["skipped", "succeeded"]

@@ -92,11 +92,12 @@ class RunLog:
         """Dates in [start, end] whose most recent run got through `step` successfully.
 
         Only the latest run of a date counts, so a forced rerun that failed half-way makes the
-        date pending again.
+        date pending again; so does a rollback of the date after that run.
         """
+        params = {"step": step, "start_date": start, "end_date": end}
         rows = self.wh.query(
-            "SELECT latest.run_date FROM ("
-            " SELECT s.run_date, s.run_id, ROW_NUMBER() OVER ("
+            "SELECT latest.run_date, latest.started_at FROM ("
+            " SELECT s.run_date, s.run_id, s.started_at, ROW_NUMBER() OVER ("
             "  PARTITION BY s.run_date ORDER BY s.started_at DESC, s.run_id DESC) AS rn"
             " FROM ops.step_runs AS s"
             " WHERE s.run_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
@@ -105,6 +106,16 @@ class RunLog:
             " AND done.run_date = latest.run_date AND done.step_name = @step"
             " AND done.status = 'succeeded'"
             " WHERE latest.rn = 1",
-            {"step": step, "start_date": start, "end_date": end},
+            params,
         )
-        return {r[0] for r in rows}
+        rolled_back = dict(
+            self.wh.query(
+                "SELECT r.activity_date, MAX(r.rolled_back_at) FROM ops.rollbacks AS r"
+                " WHERE r.activity_date BETWEEN CAST(@start_date AS DATE)"
+                " AND CAST(@end_date AS DATE) GROUP BY r.activity_date",
+                params,
+            )
+        )
+        return {
+            day for day, started in rows if day not in rolled_back or rolled_back[day] < started
+        }
