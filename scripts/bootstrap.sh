@@ -4,7 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-runtime}"
-python="${PYTHON:-python3}"
+# The first Python 3.11+ found (or $PYTHON).
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      python="$candidate"
+      break
+    fi
+  done
+fi
+if [ -z "$python" ]; then
+  echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  exit 2
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "creating virtual environment in .venv"
   "$python" -m venv .venv
