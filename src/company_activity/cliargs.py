@@ -25,4 +25,3 @@ def iso_date(text: str) -> date:
             f"{text} is outside the warehouse calendar ({CALENDAR_START} .. {CALENDAR_END})"
         )
     return value
-
