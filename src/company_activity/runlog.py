@@ -108,7 +108,7 @@ class RunLog:
             " WHERE latest.rn = 1",
             params,
         )
-        rolled_back = dict(
+        rolled_back: dict[date, datetime] = dict(
             self.wh.query(
                 "SELECT r.activity_date, MAX(r.rolled_back_at) FROM ops.rollbacks AS r"
                 " WHERE r.activity_date BETWEEN CAST(@start_date AS DATE)"
