@@ -28,7 +28,7 @@ def create_table(engine: str, table: Table) -> str:
     """CREATE TABLE for one engine, creating it only when it does not exist."""
     if engine == "duckdb":
         lines = [_column_duckdb(c) for c in table.columns]
-        if table.primary_key:
+        if table.primary_key and table.duckdb_enforces_key:
             lines.append(f"PRIMARY KEY ({', '.join(table.primary_key)})")
         body = ",\n    ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {table.name} (\n    {body}\n);"

@@ -118,6 +118,16 @@ def merge_dimension(wh: Warehouse, day: date, run_id: str, run_ts: datetime) -> 
     return _merge_dimension_range(wh, day, day, run_id, run_ts)
 
 
+def merge_dimension_range(
+    wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime
+) -> int:
+    """Merge the CRM snapshots loaded for start..end at once (a backfill); return rows written.
+
+    Equals merge_dimension for each date in order; dates without a snapshot change nothing.
+    """
+    return _merge_dimension_range(wh, start, end, run_id, run_ts)
+
+
 def merge_analytics(wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime) -> int:
     """Merge the analytics rows for start..end, restating later days; return rows written.
 

@@ -5,6 +5,13 @@ load_usage -> merge_analytics -> validate -> notify. Each step retries transient
 backoff a bounded number of times; a terminal error stops the run at once. Every step is
 idempotent, so rerunning the same command after any failure finishes the job without
 duplicates. Dates already completed are skipped unless forced.
+
+A backfill (RANGE_MIN_DATES or more pending dates, when range steps are wired) runs the same
+steps with the two merges set-based over the whole range: every date's check, loads and fetch
+first, then merge_dimension and merge_analytics once for the range (logged against each
+date), then validate per date. The model is order independent, so the tables are the same as
+date by date; the merges cost one pass over the range instead of one lookback per date
+(docs/performance.md).
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ log = logging.getLogger(__name__)
 
 STEP_BACKOFF_INITIAL = 2.0  # seconds before the first retry of a step
 STEP_BACKOFF_MAX = 60.0
+# From this many pending dates on, the merges run once over the range (see the docstring).
+RANGE_MIN_DATES = 8
+# Steps that may run once over a date range, in pipeline order.
+RANGE_STEPS: tuple[str, ...] = (step_names.MERGE_DIMENSION, step_names.MERGE_ANALYTICS)
 
 
 @dataclass
@@ -46,6 +57,7 @@ class StepOutcome:
 
 
 StepFn = Callable[[date], StepOutcome]
+RangeStepFn = Callable[[date, date], StepOutcome]
 Notifier = Callable[[RunMessage], bool]
 
 
@@ -112,6 +124,8 @@ class PipelineRunner:
         max_attempts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         on_date_done: Callable[[DateResult], None] | None = None,
+        range_steps: Mapping[str, RangeStepFn] | None = None,
+        range_min_dates: int = RANGE_MIN_DATES,
     ) -> None:
         missing = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY and s not in steps]
         if missing:
@@ -124,24 +138,22 @@ class PipelineRunner:
         self.max_attempts = max(1, max_attempts)
         self.sleep = sleep
         self.on_date_done = on_date_done
+        self.range_steps = dict(range_steps or {})
+        if self.range_steps and set(self.range_steps) != set(RANGE_STEPS):
+            raise TerminalError(f"range steps must be exactly: {', '.join(RANGE_STEPS)}")
+        self.range_min_dates = max(2, range_min_dates)
         self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
 
     def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
         start, end = min(dates), max(dates)
         done = set() if force else self.log.completed_dates(step_names.VALIDATE, start, end)
         self.log.start_run(command, start, end, self.clock())
-        results: list[DateResult] = []
+        pending = [d for d in dates if d not in done]
         try:
-            for day in dates:
-                if day in done:
-                    result = DateResult(day, "skipped")
-                else:
-                    result = self._run_date(day, last=day == end)
-                results.append(result)
-                if self.on_date_done:
-                    self.on_date_done(result)
-                if result.status == "failed":
-                    break
+            if self.range_steps and len(pending) >= self.range_min_dates:
+                results = self._run_range(dates, done, end)
+            else:
+                results = self._run_dates(dates, done, end)
         except BaseException as exc:
             # Interrupted (Ctrl-C, SIGTERM): record it, then let it end the process.
             self.log.end_run("failed", self.clock(), f"interrupted: {type(exc).__name__}")
@@ -153,6 +165,107 @@ class PipelineRunner:
             f"{failed.failing_step} on {failed.day}: {failed.error}" if failed else None,
         )
         return RunResult(self.run_id, results)
+
+    def _run_dates(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
+        """Every step of one date, then the next date, stopping at the first failure."""
+        results: list[DateResult] = []
+        for day in dates:
+            if day in done:
+                result = DateResult(day, "skipped")
+            else:
+                result = self._run_date(day, last=day == end)
+            results.append(result)
+            if self.on_date_done:
+                self.on_date_done(result)
+            if result.status == "failed":
+                break
+        return results
+
+    def _run_range(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
+        """The backfill path: per-date loads, range merges, per-date validation."""
+        by_day = {day: DateResult(day, "skipped" if day in done else "succeeded") for day in dates}
+        started = {day: time.monotonic() for day in dates}
+        loaded: list[date] = []
+        per_date = [s for s in step_names.STEP_NAMES if s not in (*RANGE_STEPS, step_names.NOTIFY)]
+        before_merge = per_date[: per_date.index(step_names.VALIDATE)]
+        stopped: DateResult | None = None
+        for day in (d for d in dates if d not in done):
+            if not self._run_steps(by_day[day], before_merge):
+                stopped = by_day[day]
+                break
+            loaded.append(day)
+        if loaded:
+            for name in RANGE_STEPS:
+                if not self._run_range_step(loaded, name, by_day):
+                    stopped = by_day[loaded[0]]
+                    break
+            else:
+                for day in loaded:
+                    if not self._run_steps(by_day[day], (step_names.VALIDATE,)):
+                        stopped = by_day[day]
+                        break
+        results: list[DateResult] = []
+        for day in dates:
+            result = by_day[day]
+            result.seconds = time.monotonic() - started[day]
+            results.append(result)
+            if result is stopped or (stopped is None and day == end and result.status != "skipped"):
+                self._notify(day, result)
+            if self.on_date_done:
+                self.on_date_done(result)
+            if result is stopped:
+                break
+        return results
+
+    def _run_steps(self, result: DateResult, names: Sequence[str]) -> bool:
+        """Run these steps of one date in order; False (result marked failed) on a failure."""
+        for name in names:
+            try:
+                result.outcomes[name] = self._run_step(result.day, name)
+            except PipelineError as exc:
+                result.status, result.failing_step, result.error = "failed", name, redact(exc)
+                result.transient = isinstance(exc, TransientError)
+                return False
+        return True
+
+    def _run_range_step(
+        self, days: Sequence[date], name: str, by_day: Mapping[date, DateResult]
+    ) -> bool:
+        """One range step over days[0]..days[-1], logged against each date."""
+        start, end = days[0], days[-1]
+        for day in days:
+            self.log.start_step(day, name, self.clock())
+        attempts = 0
+
+        def count_attempt(state: RetryCallState) -> None:
+            nonlocal attempts
+            attempts = state.attempt_number
+
+        error: PipelineError | None = None
+        outcome = StepOutcome()
+        try:
+            outcome = self._retrying(name, f"{start}..{end}", count_attempt)(
+                self.range_steps[name], start, end
+            )
+        except PipelineError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("%s %s..%s failed unexpectedly", name, start, end)
+            error = TerminalError(f"{name} failed unexpectedly: {redact(exc)}")
+        if error is not None:
+            log.error("%s %s..%s failed: %s", name, start, end, redact(error))
+            for day in days:
+                self.log.end_step(day, name, "failed", attempts, self.clock(), error=str(error))
+            first = by_day[start]
+            first.status, first.failing_step, first.error = "failed", name, redact(error)
+            first.transient = isinstance(error, TransientError)
+            return False
+        details = {**outcome.details, "range": f"{start}..{end}", "range_rows": outcome.rows}
+        for day in days:
+            self.log.end_step(day, name, "succeeded", attempts, self.clock(), None, details)
+            by_day[day].outcomes[name] = StepOutcome(None, details)
+        log.info("%s %s..%s ok (rows=%s)", name, start, end, outcome.rows)
+        return True
 
     def _run_date(self, day: date, last: bool) -> DateResult:
         started = time.monotonic()
@@ -179,27 +292,10 @@ class PipelineRunner:
             nonlocal attempts
             attempts = state.attempt_number
 
-        def log_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s %s attempt %s failed (%s); retrying",
-                name,
-                day,
-                state.attempt_number,
-                redact(error),
-            )
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(multiplier=STEP_BACKOFF_INITIAL, max=STEP_BACKOFF_MAX),
-            retry=retry_if_exception_type(TransientError),
-            before=count_attempt,
-            before_sleep=log_retry,
-            sleep=self.sleep,
-            reraise=True,
-        )
         try:
-            outcome: StepOutcome = retrying(self.steps[name], day)
+            outcome: StepOutcome = self._retrying(name, str(day), count_attempt)(
+                self.steps[name], day
+            )
         except PipelineError as exc:
             self.log.end_step(day, name, "failed", attempts, self.clock(), error=str(exc))
             log.error("%s %s failed after %s attempt(s): %s", name, day, attempts, redact(exc))
@@ -213,6 +309,31 @@ class PipelineRunner:
         )
         log.info("%s %s ok (%s attempt(s), rows=%s)", name, day, attempts, outcome.rows)
         return outcome
+
+    def _retrying(
+        self, name: str, label: str, before: Callable[[RetryCallState], None]
+    ) -> Retrying:
+        """The step retry policy: transient errors, exponential backoff, bounded attempts."""
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s %s attempt %s failed (%s); retrying",
+                name,
+                label,
+                state.attempt_number,
+                redact(error),
+            )
+
+        return Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(multiplier=STEP_BACKOFF_INITIAL, max=STEP_BACKOFF_MAX),
+            retry=retry_if_exception_type(TransientError),
+            before=before,
+            before_sleep=log_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
 
     def _notify(self, day: date, result: DateResult) -> None:
         """The notify step: never fails the run, whatever the webhook does."""

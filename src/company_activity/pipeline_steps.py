@@ -13,7 +13,7 @@ from datetime import date, datetime
 from company_activity import model, rawzone, steps
 from company_activity.errors import DataError
 from company_activity.fetch import PageSource, fetch_day
-from company_activity.pipeline import StepFn, StepOutcome
+from company_activity.pipeline import RangeStepFn, StepFn, StepOutcome
 from company_activity.settings import Settings
 from company_activity.staging import load_crm, load_usage
 from company_activity.staging.audit import LoadResult
@@ -127,3 +127,16 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
         steps.MERGE_ANALYTICS: merge_analytics,
         steps.VALIDATE: validate_step,
     }
+
+
+def build_range_steps(ctx: StepContext) -> dict[str, RangeStepFn]:
+    """The merges over a date range, for the runner's backfill path (pipeline.RANGE_STEPS)."""
+
+    def merge_dimension(start: date, end: date) -> StepOutcome:
+        rows = model.merge_dimension_range(ctx.wh, start, end, ctx.run_id, ctx.clock())
+        return StepOutcome(rows=rows)
+
+    def merge_analytics(start: date, end: date) -> StepOutcome:
+        return StepOutcome(rows=model.merge_analytics(ctx.wh, start, end, ctx.run_id, ctx.clock()))
+
+    return {steps.MERGE_DIMENSION: merge_dimension, steps.MERGE_ANALYTICS: merge_analytics}

@@ -29,12 +29,19 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """One table: schema-qualified name, columns and primary key."""
+    """One table: schema-qualified name, columns and primary key.
+
+    `duckdb_enforces_key` False: the embedded engine gets no PRIMARY KEY constraint. For the
+    big tables whose keys are unique by construction (a date's staging rows are replaced whole,
+    MERGE sources are deduplicated, and validate checks the keys) DuckDB's key index costs
+    most of the write time (docs/performance.md); Azure SQL and Synapse keep the key.
+    """
 
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
     description: str = ""
+    duckdb_enforces_key: bool = True
 
     @property
     def schema(self) -> str:
@@ -85,6 +92,7 @@ CRM_COMPANIES = Table(
     ),
     ("snapshot_date", "src_line_number"),
     "CRM snapshot rows, one per accepted CSV record",
+    duckdb_enforces_key=False,
 )
 
 PRODUCT_USAGE = Table(
@@ -101,6 +109,7 @@ PRODUCT_USAGE = Table(
     ),
     ("file_date", "src_file_name", "src_line_number"),
     "Product-usage records, one per accepted NDJSON line",
+    duckdb_enforces_key=False,
 )
 
 QUARANTINE = Table(
@@ -118,6 +127,7 @@ QUARANTINE = Table(
     ),
     ("source", "file_date", "src_file_name", "src_line_number"),
     "Rejected input rows with the reason",
+    duckdb_enforces_key=False,
 )
 
 CALENDAR = Table(
@@ -183,6 +193,7 @@ COMPANY_ACTIVITY_DAILY = Table(
     ),
     ("company_id", "activity_date"),
     "One row per company per calendar day",
+    duckdb_enforces_key=False,
 )
 
 SCHEMA_MIGRATIONS = Table(

@@ -1,0 +1,583 @@
+"""The performance benchmark: the pipeline at a chosen scale, its stages, and their ceilings.
+
+Three scenarios, each in a fresh spawned process (so each peak RSS is its own), each on its own
+DuckDB file and local raw zone under a work folder:
+
+- long: a backfill of `days` dates for `companies` companies (runner's range path, the
+  generator as page source: no HTTP), then the next day's daily run; on that day, the stages
+  alone against their ceilings (DuckDB read_json of the same part files, a bare window query,
+  plain requests over the same loopback pages), and a full recompute of the analytics table.
+- short: the same companies with only `history` days loaded, then the same next day's run:
+  how the daily cost grows with the history kept.
+- wide: one day for `wide_companies` companies end to end, over the loopback mock API.
+
+Every ratio the targets are written in is measured in one run, so they hold on a noisy
+machine. docs/performance.md has the figures and how to read them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import requests
+
+from company_activity import mock_data, model, steps
+from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.errors import ConfigError, TerminalError
+from company_activity.fetch import GeneratorSource, PageSource, fetch_day
+from company_activity.migrations import migrate
+from company_activity.mock_api import MockApiConfig, MockApiServer
+from company_activity.pipeline import PipelineRunner, StepFn, StepOutcome, date_range
+from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
+from company_activity.rawzone import read_manifest
+from company_activity.runctx import new_run_id, utc_now
+from company_activity.settings import Settings, load_settings
+from company_activity.storage.local import LocalFolderStore
+from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+
+SEED = 42
+FIRST_DAY = mock_data.EPOCH  # the backfill's first date
+FETCH_DAYS = 3  # days fetched for the loopback and client-ceiling figures (steadier than one)
+RUN_ID = "bench"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big the benchmark runs."""
+
+    companies: int = 20_000
+    days: int = 365  # backfill length (the long history)
+    history: int = 30  # the short history, for the daily-cost ratio
+    wide_companies: int = 100_000  # the one-day run
+    seed: int = SEED
+
+    def check(self) -> None:
+        if min(self.companies, self.wide_companies) < 1:
+            raise ConfigError("--companies and --wide-companies must be at least 1")
+        if not 1 <= self.history <= self.days:
+            raise ConfigError("--history must be between 1 and --days")
+
+
+FULL = Scale()
+QUICK = Scale(companies=2_000, days=45, history=10, wide_companies=10_000)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target of issue 8: a measured value against its limit."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+    higher_is_better: bool = False
+    at_full_scale_only: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def line(self) -> str:
+        sign = ">=" if self.higher_is_better else "<="
+        verdict = "met" if self.met else "MISSED"
+        if self.at_full_scale_only:
+            verdict += " (target is for the full scale)"
+        return (
+            f"{self.name:<58} {self.value:>9.2f} {sign} {self.limit:<6g} {self.unit:<8} {verdict}"
+        )
+
+
+@dataclass
+class BenchReport:
+    """Everything one benchmark run measured."""
+
+    scale: dict[str, int]
+    machine: dict[str, Any]
+    started_at: str
+    seconds: float
+    scenarios: dict[str, dict[str, Any]]
+    targets: list[Target] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        body = asdict(self)
+        body["targets"] = [{**asdict(t), "met": t.met} for t in self.targets]
+        return json.dumps(body, indent=2, sort_keys=True, default=str)
+
+    def table_lines(self) -> list[str]:
+        lines = [f"benchmark: {self.scale} on {self.machine['cpus']} CPU(s), {self.seconds:.0f} s"]
+        for name, scenario in self.scenarios.items():
+            lines.append(f"-- {name}: peak RSS {scenario['peak_rss_mb']:.0f} MB")
+            for stage, value in scenario["stages"].items():
+                lines.append(f"   {stage:<44} {value['seconds']:>9.3f} s  {_extra(value)}")
+            for ceiling, value in scenario.get("ceilings", {}).items():
+                lines.append(
+                    f"   ceiling: {ceiling:<35} {value['seconds']:>9.3f} s  {_extra(value)}"
+                )
+        lines.append("-- targets")
+        lines.extend("   " + t.line() for t in self.targets)
+        return lines
+
+
+def _extra(value: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in value.items() if k != "seconds")
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run_bench(
+    scale: Scale,
+    workdir: Path | None = None,
+    keep: bool = False,
+    progress: Callable[[str], None] = lambda _message: None,
+) -> BenchReport:
+    """Run the three scenarios (each in its own process) and compute the targets."""
+    scale.check()
+    started_at = utc_now()
+    clock = time.perf_counter()
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="company-activity-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    scenarios: dict[str, dict[str, Any]] = {}
+    try:
+        for name, fn in (
+            ("long", scenario_long),
+            ("short", scenario_short),
+            ("wide", scenario_wide),
+        ):
+            folder = root / name
+            if folder.exists():
+                shutil.rmtree(folder)
+            progress(f"scenario {name} ...")
+            scenarios[name] = _in_child(fn, folder, scale)
+            progress(f"scenario {name} done")
+    finally:
+        if not keep and workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+    report = BenchReport(
+        scale=asdict(scale),
+        machine=machine(),
+        started_at=started_at.isoformat(),
+        seconds=time.perf_counter() - clock,
+        scenarios=scenarios,
+    )
+    report.targets = targets(
+        report,
+        full=scale.companies >= FULL.companies
+        and scale.days >= FULL.days
+        and scale.wide_companies >= FULL.wide_companies,
+    )
+    return report
+
+
+def _in_child(
+    fn: Callable[[Path, Scale], dict[str, Any]], folder: Path, scale: Scale
+) -> dict[str, Any]:
+    # spawn: a fresh interpreter, so the peak RSS is this scenario's alone.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, folder, scale).result()
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "memory_gb": _memory_gb(),
+    }
+
+
+def _memory_gb() -> float | None:
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None
+    return round(pages / 2**30, 1)
+
+
+def targets(report: BenchReport, full: bool) -> list[Target]:
+    """The targets of issue 8 from the measured figures."""
+    long = report.scenarios["long"]
+    short = report.scenarios["short"]
+    wide = report.scenarios["wide"]
+    stages, ceilings = long["stages"], long["ceilings"]
+    return [
+        Target(
+            "staging load of a day / load ceiling (read_json)",
+            stages["daily.load_usage"]["seconds"] / ceilings["load_read_json"]["seconds"],
+            2.0,
+            "x",
+        ),
+        Target(
+            "fetch+write pages/s over loopback / client ceiling",
+            stages["fetch_loopback"]["pages_per_s"] / ceilings["client_requests"]["pages_per_s"],
+            0.6,
+            "x",
+            higher_is_better=True,
+        ),
+        Target(
+            "analytics merge of one day / window ceiling",
+            stages["daily.merge_analytics"]["seconds"] / ceilings["window_query"]["seconds"],
+            2.0,
+            "x",
+        ),
+        Target(
+            f"daily run, {report.scale['days']}d history / {report.scale['history']}d history",
+            stages["daily_run"]["seconds"] / short["stages"]["daily_run"]["seconds"],
+            1.5,
+            "x",
+        ),
+        Target(
+            "backfill end to end (generator source), wall",
+            stages["backfill"]["seconds"],
+            60.0,
+            "s",
+            at_full_scale_only=not full,
+        ),
+        Target(
+            "backfill peak RSS",
+            long["backfill_peak_rss_mb"],
+            1024.0,
+            "MB",
+            at_full_scale_only=not full,
+        ),
+        Target(
+            "one wide day end to end (loopback API), wall",
+            wide["stages"]["daily_run"]["seconds"],
+            15.0,
+            "s",
+            at_full_scale_only=not full,
+        ),
+    ]
+
+
+# --- scenarios (run in child processes) --------------------------------------------------------
+
+
+@dataclass
+class _Env:
+    """One scenario's warehouse, raw zone and settings."""
+
+    folder: Path
+    settings: Settings
+    wh: DuckDBWarehouse
+    store: LocalFolderStore
+
+    @classmethod
+    def create(cls, folder: Path) -> _Env:
+        folder.mkdir(parents=True, exist_ok=True)
+        settings = load_settings(
+            environ={
+                "DUCKDB_PATH": str(folder / "warehouse.duckdb"),
+                "LOCAL_BLOB_DIR": str(folder / "blob"),
+            },
+            dotenv_path=None,
+        )
+        wh = DuckDBWarehouse(settings.duckdb_path)
+        migrate(wh, utc_now())
+        return cls(folder, settings, wh, LocalFolderStore(settings.local_blob_dir))
+
+
+@contextmanager
+def _timer(into: dict[str, Any], name: str, **extra: Any) -> Iterator[dict[str, Any]]:
+    entry: dict[str, Any] = dict(extra)
+    started = time.perf_counter()
+    yield entry
+    entry["seconds"] = round(time.perf_counter() - started, 4)
+    into[name] = entry
+
+
+def _peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _write_crm(env: _Env, days: list[date], companies: int, seed: int) -> float:
+    """The CRM exports for the days: the pipeline's input, written before any timing."""
+    started = time.perf_counter()
+    for day in days:
+        mock_data.write_crm_csv(env.store, env.settings.crm_blob_path, seed, companies, day)
+    return round(time.perf_counter() - started, 4)
+
+
+def _run(
+    env: _Env,
+    source: PageSource,
+    days: list[date],
+    step_seconds: dict[str, float] | None = None,
+) -> None:
+    """The pipeline over days (the runner's range path when there are enough of them)."""
+    run_id = new_run_id()  # every run needs its own (ops.pipeline_runs)
+    ctx = StepContext(env.wh, env.store, env.settings, source, run_id, utc_now)
+    step_fns = build_steps(ctx)
+    if step_seconds is not None:
+        step_fns = {name: _timed(fn, name, step_seconds) for name, fn in step_fns.items()}
+    runner = PipelineRunner(
+        env.wh,
+        run_id,
+        step_fns,
+        lambda _message: True,
+        utc_now,
+        max_attempts=1,
+        range_steps=build_range_steps(ctx),
+    )
+    result = runner.run(days, "bench", force=True)
+    if not result.ok:
+        failed = result.failed
+        assert failed is not None  # noqa: S101
+        raise TerminalError(
+            f"bench run failed on {failed.day} in {failed.failing_step}: {failed.error}"
+        )
+
+
+def _timed(fn: StepFn, name: str, into: dict[str, float]) -> StepFn:
+    def timed(day: date) -> StepOutcome:
+        started = time.perf_counter()
+        try:
+            return fn(day)
+        finally:
+            into[name] = into.get(name, 0.0) + time.perf_counter() - started
+
+    return timed
+
+
+def _daily(env: _Env, scale: Scale, day: date, source: PageSource, out: dict[str, Any]) -> None:
+    """The day's run (one date: the per-date path), overall and per step."""
+    per_step: dict[str, float] = {}
+    _write_crm(env, [day], scale.companies, scale.seed)
+    with _timer(out, "daily_run", date=day.isoformat()):
+        _run(env, source, [day], per_step)
+    for name in steps.STEP_NAMES:
+        if name in per_step:
+            out[f"daily.{name}"] = {"seconds": round(per_step[name], 4)}
+
+
+def scenario_long(folder: Path, scale: Scale) -> dict[str, Any]:
+    env = _Env.create(folder)
+    stages: dict[str, Any] = {}
+    ceilings: dict[str, Any] = {}
+    days = date_range(FIRST_DAY, FIRST_DAY + timedelta(days=scale.days - 1))
+    next_day = days[-1] + timedelta(days=1)
+    source = GeneratorSource(scale.seed, scale.companies)
+    crm_seconds = _write_crm(env, days, scale.companies, scale.seed)
+    with _timer(stages, "backfill", dates=len(days), source="generator (no HTTP)"):
+        _run(env, source, days)
+    stages["backfill"]["crm_files_written_before_s"] = crm_seconds
+    backfill_rss = _peak_rss_mb()
+    stages["backfill"]["analytics_rows"] = _count(env, "analytics.company_activity_daily")
+    stages["backfill"]["usage_rows"] = _count(env, "stg.product_usage")
+    _daily(env, scale, next_day, source, stages)
+    ceilings["load_read_json"] = _load_ceiling(env, next_day)
+    ceilings["window_query"] = _window_ceiling(env, next_day)
+    stages["fetch_loopback"], ceilings["client_requests"] = _fetch_figures(env, scale, next_day)
+    with _timer(stages, "full_recompute", dates=len(days) + 1):
+        _full_recompute(env, days[0], next_day)
+    env.wh.close()
+    return {
+        "stages": stages,
+        "ceilings": ceilings,
+        "backfill_peak_rss_mb": backfill_rss,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def scenario_short(folder: Path, scale: Scale) -> dict[str, Any]:
+    env = _Env.create(folder)
+    stages: dict[str, Any] = {}
+    last = FIRST_DAY + timedelta(days=scale.days - 1)
+    days = date_range(last - timedelta(days=scale.history - 1), last)
+    source = GeneratorSource(scale.seed, scale.companies)
+    _write_crm(env, days, scale.companies, scale.seed)
+    with _timer(stages, "backfill", dates=len(days), source="generator (no HTTP)"):
+        _run(env, source, days)
+    _daily(env, scale, last + timedelta(days=1), source, stages)
+    env.wh.close()
+    return {"stages": stages, "peak_rss_mb": _peak_rss_mb()}
+
+
+def scenario_wide(folder: Path, scale: Scale) -> dict[str, Any]:
+    env = _Env.create(folder)
+    stages: dict[str, Any] = {}
+    day = FIRST_DAY + timedelta(days=scale.days)
+    mock = MockApiConfig(seed=scale.seed, companies=scale.wide_companies)
+    wide = Scale(scale.wide_companies, scale.days, scale.history, scale.wide_companies, scale.seed)
+    with MockApiServer(mock) as server, ApiClient(_api_config(env, server, mock)) as client:
+        _daily(env, wide, day, client, stages)
+    stages["daily_run"]["source"] = "mock API over loopback HTTP"
+    stages["daily_run"]["usage_rows"] = _count(env, "stg.product_usage")
+    env.wh.close()
+    return {"stages": stages, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _api_config(env: _Env, server: MockApiServer, mock: MockApiConfig) -> ApiConfig:
+    return ApiConfig.from_settings(env.settings.replace(api_url=server.url, api_key=mock.api_key))
+
+
+def _count(env: _Env, table: str) -> int:
+    return int(env.wh.scalar(f"SELECT COUNT(*) FROM {table}") or 0)
+
+
+# --- ceilings ----------------------------------------------------------------------------------
+
+
+def _load_ceiling(env: _Env, day: date) -> dict[str, Any]:
+    """DuckDB's read_json of the day's part files into a bare table with explicit types."""
+    container = env.settings.blob_container
+    manifest = read_manifest(env.store, container, day)
+    if manifest is None:  # pragma: no cover - the daily run just wrote it
+        raise TerminalError(f"no manifest for {day}")
+    paths = [str(Path(env.settings.local_blob_dir) / container / p.path) for p in manifest.parts]
+    con = duckdb.connect(str(env.folder / "ceiling.duckdb"))
+    try:
+        con.execute(
+            "CREATE TABLE usage_bare (company_id VARCHAR, active_users INTEGER, events BIGINT, "
+            "ts TIMESTAMP, date DATE)"
+        )
+        started = time.perf_counter()
+        con.execute(
+            "INSERT INTO usage_bare SELECT * FROM read_json($paths, format = 'newline_delimited', "
+            "columns = {company_id: 'VARCHAR', active_users: 'INTEGER', events: 'BIGINT', "
+            "ts: 'TIMESTAMP', date: 'DATE'})",
+            {"paths": paths},
+        )
+        seconds = time.perf_counter() - started
+        rows = con.execute("SELECT COUNT(*) FROM usage_bare").fetchone()
+    finally:
+        con.close()
+    return {"seconds": round(seconds, 4), "rows": rows[0] if rows else 0, "files": len(paths)}
+
+
+# The same rolling sums as populate_analytics.sql over the same lookback, for one day: no
+# MERGE, no flags, no carried rows, no bookkeeping.
+_WINDOW_CEILING = """
+CREATE OR REPLACE TEMP TABLE window_ceiling AS
+WITH day_usage AS (
+    SELECT company_id, file_date, max(active_users) AS active_users, max(events) AS events
+    FROM stg.product_usage
+    WHERE file_date BETWEEN $first AND $day
+    GROUP BY company_id, file_date
+),
+grid AS (
+    SELECT co.company_id, cal.calendar_date,
+        COALESCE(u.active_users, 0) AS active_users, COALESCE(u.events, 0) AS events
+    FROM dim.companies AS co
+    CROSS JOIN dim.calendar AS cal
+    LEFT JOIN day_usage AS u
+        ON u.company_id = co.company_id AND u.file_date = cal.calendar_date
+    WHERE cal.calendar_date BETWEEN $first AND $day
+),
+w AS (
+    SELECT company_id, calendar_date,
+        SUM(active_users) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS users_7d,
+        SUM(active_users) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 13 PRECEDING AND 7 PRECEDING) AS users_previous_7d,
+        SUM(active_users) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS users_30d,
+        MAX(active_users) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS peak_users_30d,
+        SUM(events) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS events_30d,
+        SUM(events) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 13 PRECEDING AND CURRENT ROW) AS events_14d,
+        SUM(events) OVER (PARTITION BY company_id ORDER BY calendar_date
+            ROWS BETWEEN 43 PRECEDING AND 14 PRECEDING) AS events_prior_30d,
+        SUM(CASE WHEN active_users > 0 THEN 1 ELSE 0 END) OVER (PARTITION BY company_id
+            ORDER BY calendar_date ROWS BETWEEN 29 PRECEDING AND CURRENT ROW) AS active_days_30d
+    FROM grid
+)
+SELECT * FROM w WHERE calendar_date = $day
+"""
+
+
+def _window_ceiling(env: _Env, day: date) -> dict[str, Any]:
+    first = day - timedelta(days=model.LOOKBACK_DAYS)
+    started = time.perf_counter()
+    env.wh.con.execute(_WINDOW_CEILING, {"first": first, "day": day})
+    seconds = time.perf_counter() - started
+    rows = env.wh.con.execute("SELECT COUNT(*) FROM window_ceiling").fetchone()
+    env.wh.con.execute("DROP TABLE window_ceiling")
+    return {"seconds": round(seconds, 4), "rows": rows[0] if rows else 0}
+
+
+def _fetch_figures(env: _Env, scale: Scale, after: date) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Pages per second: the client writing the raw zone vs plain requests parsing JSON only."""
+    days = [after + timedelta(days=k) for k in range(1, FETCH_DAYS + 1)]
+    mock = MockApiConfig(seed=scale.seed, companies=scale.companies)
+    with MockApiServer(mock) as server:
+        config = _api_config(env, server, mock)
+        pages = records = 0
+        started = time.perf_counter()
+        with ApiClient(config) as client:
+            for day in days:
+                result = fetch_day(
+                    client,
+                    env.store,
+                    env.settings.blob_container,
+                    day,
+                    run_id=RUN_ID,
+                    fetched_at=utc_now().isoformat(),
+                )
+                pages += result.pages
+                records += result.records
+        fetch_seconds = time.perf_counter() - started
+        plain_pages, plain_seconds = _plain_client(config, days)
+    fetch = {
+        "seconds": round(fetch_seconds, 4),
+        "pages": pages,
+        "records": records,
+        "pages_per_s": round(pages / fetch_seconds, 1),
+    }
+    plain = {
+        "seconds": round(plain_seconds, 4),
+        "pages": plain_pages,
+        "pages_per_s": round(plain_pages / plain_seconds, 1),
+    }
+    return fetch, plain
+
+
+def _plain_client(config: ApiConfig, days: list[date]) -> tuple[int, float]:
+    """The same pages with a plain requests session: JSON parse only, nothing written."""
+    pages = 0
+    started = time.perf_counter()
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {config.api_key}"
+        for day in days:
+            page: int | str | None = 1
+            while page is not None:
+                response = session.get(
+                    config.url,
+                    params={"date": day.isoformat(), "page": page, "per_page": config.page_size},
+                    timeout=(config.connect_timeout, config.read_timeout),
+                )
+                response.raise_for_status()
+                page = response.json()["next_page"]
+                pages += 1
+    return pages, time.perf_counter() - started
+
+
+def _full_recompute(env: _Env, first: date, last: date) -> None:
+    """Rebuild the whole analytics table from staging, as the seed did every day."""
+    with env.wh.transaction():
+        env.wh.execute("DELETE FROM analytics.company_activity_daily")
+        model.merge_analytics(env.wh, first, last, RUN_ID, utc_now())
+
+
+def write_report(report: BenchReport, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.to_json() + "\n", encoding="utf-8")
