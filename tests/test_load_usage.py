@@ -496,3 +496,22 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+def test_path_reads_raw_zone_partitions_through_their_manifests(
+    settings_env: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A stale part beside a manifest partition is never staged (the manifest decides)."""
+    raw = LocalFolderStore(tmp_path / "copy")
+    write_partition(raw, DAY, [b'{"company_id":"a","active_users":1,"events":2}\n'])
+    stale = tmp_path / "copy" / CONTAINER / f"date={DAY}" / "part-09999.ndjson"
+    stale.write_bytes(b'{"company_id":"stale","active_users":1,"events":2}\n')
+    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    container = str(tmp_path / "copy" / CONTAINER)
+    assert cli.main(["--env-file", "none", "load-usage", "--path", container]) == 0
+    assert "1 file, 1 line read, 1 staged, 0 rejected" in capsys.readouterr().out
+    wh = DuckDBWarehouse(settings_env["DUCKDB_PATH"])
+    try:
+        assert wh.query("SELECT company_id FROM stg.product_usage") == [("a",)]
+    finally:
+        wh.close()

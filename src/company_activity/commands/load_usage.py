@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError, PipelineError, TerminalError, TransientError
 from company_activity.staging import LoadResult, load_usage, load_usage_files
-from company_activity.staging.folder import dated_files
+from company_activity.staging.folder import dated_files, manifest_partitions
 from company_activity.storage import open_store
+from company_activity.storage.local import LocalFolderStore
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -48,10 +49,33 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
         loads: list[tuple[date, Callable[[], LoadResult]]]
         if args.path is not None:
+            partitions = manifest_partitions(args.path)
             loads = [
-                (day, partial(load_usage_files, wh, day, files, run_id=ctx.run_id))
-                for day, files in dated_files(args.path).items()
+                (
+                    day,
+                    partial(
+                        load_usage,
+                        wh,
+                        LocalFolderStore(folder.parent.parent),
+                        day,
+                        container=folder.parent.name,
+                        run_id=ctx.run_id,
+                    ),
+                )
+                for day, folder in partitions.items()
             ]
+            loose = dated_files(args.path, skip=set(partitions.values()))
+            overlap = sorted(set(loose) & set(partitions))
+            if overlap:
+                raise ConfigError(
+                    f"{overlap[0]} has both a manifest partition and loose files under "
+                    f"{args.path}; pass --path a folder that holds one of them."
+                )
+            loads += [
+                (day, partial(load_usage_files, wh, day, files, run_id=ctx.run_id))
+                for day, files in loose.items()
+            ]
+            loads.sort(key=lambda load: load[0])
         else:
             store = open_store(ctx.settings)
             container = ctx.settings.blob_container
