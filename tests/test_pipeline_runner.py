@@ -187,3 +187,30 @@ def test_a_rolled_back_date_is_pending_again(warehouse: DuckDBWarehouse) -> None
     again = Steps()
     result = _runner(warehouse, again, None, "run-rb2").run(DAYS[:2], "run")
     assert [d.status for d in result.dates] == ["skipped", "succeeded"]
+
+
+def test_an_interrupted_run_closes_its_step_and_notifies(warehouse: DuckDBWarehouse) -> None:
+    run_steps = Steps()
+    run_steps.failures[(steps.LOAD_USAGE, DAYS[1])] = [KeyboardInterrupt()]  # type: ignore[list-item]
+    with webhook_server() as hook, pytest.raises(KeyboardInterrupt):
+        _runner(warehouse, run_steps, hook.url, "run-int").run(DAYS, "run")
+    assert (DAYS[1], steps.LOAD_USAGE, "failed", 0) in _step_log(warehouse, "run-int")
+    assert not [r for r in _step_log(warehouse, "run-int") if r[2] == "running"]
+    assert warehouse.scalar("SELECT status FROM ops.pipeline_runs WHERE run_id = 'run-int'") == (
+        "failed"
+    )
+    assert [(m["status"], m["failing_step"]) for m in hook.received] == [
+        ("failed", steps.LOAD_USAGE)
+    ]
+    assert "interrupted" in hook.received[0]["error"]
+
+
+def test_a_bug_in_a_step_is_one_log_line_without_traceback(
+    warehouse: DuckDBWarehouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_steps = Steps()
+    run_steps.failures[(steps.VALIDATE, DAYS[0])] = [ZeroDivisionError("division by zero")]
+    caplog.set_level("INFO")
+    result = _runner(warehouse, run_steps, None, "run-bug").run(DAYS[:1], "run")
+    assert result.failed is not None and "failed unexpectedly" in (result.failed.error or "")
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []

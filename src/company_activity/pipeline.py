@@ -155,8 +155,8 @@ class PipelineRunner:
             else:
                 results = self._run_dates(dates, done, end)
         except BaseException as exc:
-            # Interrupted (Ctrl-C, SIGTERM): record it, then let it end the process.
-            self.log.end_run("failed", self.clock(), f"interrupted: {type(exc).__name__}")
+            # Interrupted (Ctrl-C, SIGTERM): record it, tell someone, then let it end the process.
+            self._interrupted(exc)
             raise
         failed = next((r for r in results if r.status == "failed"), None)
         self.log.end_run(
@@ -250,7 +250,14 @@ class PipelineRunner:
         except PipelineError as exc:
             error = exc
         except Exception as exc:
-            log.exception("%s %s..%s failed unexpectedly", name, start, end)
+            log.error(
+                "%s %s..%s failed unexpectedly: %r",
+                name,
+                start,
+                end,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             error = TerminalError(f"{name} failed unexpectedly: {redact(exc)}")
         if error is not None:
             log.error("%s %s..%s failed: %s", name, start, end, redact(error))
@@ -302,7 +309,14 @@ class PipelineRunner:
             raise
         except Exception as exc:
             self.log.end_step(day, name, "failed", attempts, self.clock(), error=repr(exc))
-            log.exception("%s %s failed unexpectedly", name, day)
+            # The traceback only at debug level (--verbose): one line otherwise.
+            log.error(
+                "%s %s failed unexpectedly: %r",
+                name,
+                day,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             raise TerminalError(f"{name} failed unexpectedly: {redact(exc)}") from exc
         self.log.end_step(
             day, name, "succeeded", attempts, self.clock(), outcome.rows, outcome.details
@@ -334,6 +348,18 @@ class PipelineRunner:
             sleep=self.sleep,
             reraise=True,
         )
+
+    def _interrupted(self, exc: BaseException) -> None:
+        reason = (
+            "interrupted (Ctrl-C or SIGTERM)" if isinstance(exc, KeyboardInterrupt) else repr(exc)
+        )
+        open_steps = list(self.log.open_steps)
+        for day, step in open_steps:
+            self.log.end_step(day, step, "failed", 0, self.clock(), error=reason)
+        self.log.end_run("failed", self.clock(), reason)
+        if open_steps:
+            day, step = open_steps[0]
+            self._notify(day, DateResult(day, "failed", failing_step=step, error=reason))
 
     def _notify(self, day: date, result: DateResult) -> None:
         """The notify step: never fails the run, whatever the webhook does."""

@@ -26,6 +26,8 @@ class RunLog:
         self.wh = wh
         self.run_id = run_id
         self.pipeline_name = pipeline_name
+        # Steps started and not yet ended, so an interrupted run can close them.
+        self.open_steps: list[tuple[date, str]] = []
 
     def start_run(self, command: str, start: date, end: date, at: datetime) -> None:
         self.wh.execute(
@@ -56,6 +58,7 @@ class RunLog:
             "CAST(@at_ts AS DATETIME2(6)))",
             {"run_id": self.run_id, "run_date": day, "step": step, "at_ts": at},
         )
+        self.open_steps.append((day, step))
 
     def end_step(
         self,
@@ -68,6 +71,8 @@ class RunLog:
         details: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
+        if (day, step) in self.open_steps:
+            self.open_steps.remove((day, step))
         self.wh.execute(
             "UPDATE ops.step_runs SET status = @status, attempts = @attempts, "
             "rows_affected = @rows, details = @details, ended_at = CAST(@at_ts AS DATETIME2(6)), "
