@@ -11,7 +11,8 @@ from company_activity.schema import SCHEMAS, TABLES, Column, Table, duckdb_type
 
 def _column_tsql(column: Column) -> str:
     sql_type = column.sql_type.replace(",", ", ")
-    return f"{column.name} {sql_type} {'NULL' if column.nullable else 'NOT NULL'}"
+    collate = f" COLLATE {column.collation}" if column.collation else ""
+    return f"{column.name} {sql_type}{collate} {'NULL' if column.nullable else 'NOT NULL'}"
 
 
 def _column_duckdb(column: Column) -> str:

@@ -19,6 +19,8 @@ class Column:
     sql_type: str
     nullable: bool = True
     description: str = ""
+    #: T-SQL collation (Azure SQL DDL only); DuckDB compares binary anyway.
+    collation: str | None = None
 
     @property
     def max_length(self) -> int | None:
@@ -60,8 +62,21 @@ class Table:
 
 
 def _c(name: str, sql_type: str, nullable: bool = True, description: str = "") -> Column:
-    return Column(name, sql_type, nullable, description)
+    collation = None
+    if sql_type == COMPANY_ID:
+        collation = KEY_COLLATION
+    elif name in ATTRIBUTE_COLUMNS:
+        collation = ATTRIBUTE_COLLATION
+    return Column(name, sql_type, nullable, description, collation)
 
+
+# Azure SQL's default collation is case-insensitive and would make its joins and change tests
+# disagree with DuckDB's binary ones (dialect contract, rule 7). Canonical keys compare binary
+# and are stored as UTF-8, so a non-Latin id survives in a VARCHAR; company attributes compare
+# case-sensitively, so a CRM that only changes a name's case still updates every row.
+KEY_COLLATION = "Latin1_General_100_BIN2_UTF8"
+ATTRIBUTE_COLLATION = "Latin1_General_100_CS_AS_SC"
+ATTRIBUTE_COLUMNS = frozenset({"company_name", "country", "industry_tag"})
 
 # Lengths shared by the loaders' validation and the DDL.
 COMPANY_ID = "VARCHAR(100)"
