@@ -87,3 +87,19 @@ def test_a_later_migration_upgrades_in_place_without_data_loss(tmp_path: Path) -
     ]
     assert sorted(r[0] for r in wh.query("SELECT version FROM ops.schema_migrations")) == [1, 2]
     wh.close()
+
+
+def test_azure_sql_keys_compare_binary_and_attributes_case_sensitively() -> None:
+    """Rule 7: Azure SQL's default case-insensitive collation must not decide joins or changes."""
+    script = full_tsql_script()
+    for declared in TABLES:
+        for column in declared.columns:
+            if column.name == "company_id":
+                assert column.collation == "Latin1_General_100_BIN2_UTF8", declared.name
+            if column.name in ("company_name", "country", "industry_tag"):
+                assert column.collation == "Latin1_General_100_CS_AS_SC", declared.name
+            if column.collation:
+                assert (
+                    f"{column.name} {column.sql_type.replace(',', ', ')} COLLATE {column.collation}"
+                    in script
+                )
