@@ -14,6 +14,7 @@ import pytest
 
 from company_activity import mock_data, steps
 from company_activity.cli import main
+from company_activity.errors import ConfigError
 from company_activity.fetch import GeneratorSource
 from company_activity.migrations import migrate
 from company_activity.pipeline import RANGE_MIN_DATES, PipelineRunner, date_range
@@ -177,3 +178,20 @@ def test_range_path_stops_at_a_failed_load_and_merges_the_dates_before_it(
     merged = wh.scalar("SELECT MAX(activity_date) FROM analytics.company_activity_daily")
     assert merged == DAYS[-3]
     wh.close()
+
+
+def test_duckdb_memory_limit_is_applied_and_spills_beside_the_file(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", "256MB")
+    try:
+        limit, temp = wh.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchone() or ("", "")
+    finally:
+        wh.close()
+    assert str(limit).startswith("244.1")  # DuckDB reports 256 MB in MiB
+    assert Path(str(temp)) == tmp_path / "w.duckdb.tmp"
+
+
+def test_duckdb_memory_limit_that_duckdb_rejects_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DUCKDB_MEMORY_LIMIT"):
+        DuckDBWarehouse(tmp_path / "w.duckdb", "plenty")

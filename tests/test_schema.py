@@ -103,3 +103,11 @@ def test_azure_sql_keys_compare_binary_and_attributes_case_sensitively() -> None
                     f"{column.name} {column.sql_type.replace(',', ', ')} COLLATE {column.collation}"
                     in script
                 )
+
+
+def test_azure_sql_indexes_the_merges_date_lookups() -> None:
+    script = full_tsql_script()
+    assert (
+        "CREATE NONCLUSTERED INDEX ix_company_activity_daily_activity_date\n"
+        "        ON analytics.company_activity_daily (activity_date);"
+    ) in script

@@ -128,6 +128,16 @@ IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
         updated_at DATETIME2(6) NOT NULL,
         CONSTRAINT pk_analytics_company_activity_daily PRIMARY KEY (company_id, activity_date)
     );
+
+IF
+    NOT EXISTS (
+        SELECT 1 FROM sys.indexes
+        WHERE
+            name = 'ix_company_activity_daily_activity_date'
+            AND object_id = OBJECT_ID('analytics.company_activity_daily')
+    )
+    CREATE NONCLUSTERED INDEX ix_company_activity_daily_activity_date
+        ON analytics.company_activity_daily (activity_date);
 GO
 
 IF OBJECT_ID('ops.pipeline_runs', 'U') IS NULL

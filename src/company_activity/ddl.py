@@ -40,10 +40,24 @@ def create_table(engine: str, table: Table) -> str:
             f"PRIMARY KEY ({', '.join(table.primary_key)})"
         )
     body = ",\n        ".join(lines)
-    return (
+    statements = [
         f"IF OBJECT_ID('{table.name}', 'U') IS NULL\n"
         f"    CREATE TABLE {table.name} (\n        {body}\n    );"
-    )
+    ]
+    for columns in table.indexes:
+        name = f"ix_{table.short_name}_{'_'.join(columns)}"
+        statements.append(
+            "IF\n"
+            "    NOT EXISTS (\n"
+            "        SELECT 1 FROM sys.indexes\n"
+            "        WHERE\n"
+            f"            name = '{name}'\n"
+            f"            AND object_id = OBJECT_ID('{table.name}')\n"
+            "    )\n"
+            f"    CREATE NONCLUSTERED INDEX {name}\n"
+            f"        ON {table.name} ({', '.join(columns)});"
+        )
+    return "\n\n".join(statements)
 
 
 def add_column(engine: str, table: Table, column: Column) -> str:

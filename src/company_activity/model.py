@@ -156,6 +156,12 @@ def merge(wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime) 
     return MergeResult(start, end, dimension_rows, analytics_rows)
 
 
+_GRID_FINGERPRINT = (
+    "SELECT COUNT(*), SUM(CAST(DATEDIFF(day, '2000-01-01', c.first_seen_date) AS BIGINT)) "
+    "FROM dim.companies AS c"
+)
+
+
 def _merge_dimension_range(
     wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime
 ) -> int:
@@ -163,10 +169,37 @@ def _merge_dimension_range(
     started_at = utc_now()
     params = _params(start, end, run_id, run_ts)
     with wh.transaction():
+        # New companies, or first_seen_date moved earlier, change the grid (the fingerprint
+        # moves whenever either happens: companies are never deleted, first_seen only drops).
+        before = wh.query(_GRID_FINGERPRINT)[0]
         rows = sum(wh.run_file(SQL_DIR / name, params) for name in DIMENSION_FILES)
+        if wh.query(_GRID_FINGERPRINT)[0] != before:
+            rows += _restate_merged_grid(wh, start, run_id, run_ts)
         _record(wh, DIMENSION_TARGET, start, end, run_id, rows, started_at)
     log.info("dimension merged for %s..%s: %s row(s) written", start, end, rows)
     return rows
+
+
+def _restate_merged_grid(wh: Warehouse, start: date, run_id: str, run_ts: datetime) -> int:
+    """Write the grid rows a dimension change adds on days already merged.
+
+    A snapshot merged after later days (a late or re-run CRM file) can add a company or move
+    its first_seen_date earlier; its rows on those days must appear as one chronological pass
+    would write them. The analytics merge from the first merged, loaded day at or after the
+    snapshot does that (it restates every later day). When the analytics table holds nothing
+    from `start` on (the daily run, a fresh backfill), there is nothing to restate.
+    """
+    last_merged = wh.scalar(
+        "SELECT MAX(a.activity_date) FROM analytics.company_activity_daily AS a"
+    )
+    if last_merged is None or _as_date(last_merged) < start:
+        return 0
+    loaded = completed_usage_dates(wh, start, _as_date(last_merged))
+    if not loaded:
+        return 0
+    first = min(loaded)
+    log.info("dimension change reaches merged days: restating analytics from %s", first)
+    return merge_analytics(wh, first, first, run_id, run_ts)
 
 
 def _params(start: date, end: date, run_id: str, run_ts: datetime) -> dict[str, object]:

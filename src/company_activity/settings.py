@@ -138,6 +138,12 @@ class Settings:
     duckdb_path: str = _setting(
         "DUCKDB_PATH", f"{_LOCAL_ROOT}/warehouse.duckdb", "DuckDB file of the embedded warehouse."
     )
+    duckdb_memory_limit: str = _setting(
+        "DUCKDB_MEMORY_LIMIT",
+        "2GB",
+        "Memory the embedded DuckDB engine may use (e.g. 1GB, 512MB); beyond it, it spills to "
+        "a temp folder beside DUCKDB_PATH.",
+    )
 
     # Secrets, notifications, operations
     key_vault_name: str | None = _setting(

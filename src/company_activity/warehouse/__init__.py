@@ -14,7 +14,7 @@ def open_warehouse(settings: Settings) -> Warehouse:
         return AzureSqlWarehouse(settings.sql_conn_str, settings.sql_use_access_token)
     from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 
-    return DuckDBWarehouse(settings.duckdb_path)
+    return DuckDBWarehouse(settings.duckdb_path, settings.duckdb_memory_limit)
 
 
 __all__ = ["Warehouse", "open_warehouse"]

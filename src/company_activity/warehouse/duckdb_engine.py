@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from company_activity.errors import TerminalError, TransientError
+from company_activity.errors import ConfigError, TerminalError, TransientError
 from company_activity.warehouse.base import Params, Row, Warehouse
 from company_activity.warehouse.tsql import transpile_batch
 
@@ -21,7 +21,7 @@ class DuckDBWarehouse(Warehouse):
 
     engine = "duckdb"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, memory_limit: str | None = None) -> None:
         super().__init__()
         self.path = str(path)
         if self.path != ":memory:":
@@ -31,6 +31,22 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.IOException as exc:
             # Another process holds the file lock: worth retrying later.
             raise TransientError(f"cannot open DuckDB file {self.path}: {exc}") from None
+        if memory_limit:
+            self._limit_memory(memory_limit)
+
+    def _limit_memory(self, memory_limit: str) -> None:
+        """Cap DuckDB's memory (its default is 80% of RAM); past the cap it spills to disk.
+
+        A file database spills to its default temp folder, `<file>.tmp` beside it.
+        """
+        try:
+            self.con.execute("SET memory_limit = $limit", {"limit": memory_limit})
+        except duckdb.Error as exc:
+            self.con.close()
+            raise ConfigError(
+                f"DUCKDB_MEMORY_LIMIT={memory_limit!r} is not a memory size DuckDB accepts "
+                f"({exc}); write it like 2GB or 512MB"
+            ) from None
 
     def _begin(self) -> None:
         self.con.begin()
