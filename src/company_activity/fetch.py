@@ -162,9 +162,13 @@ def fetch_day(
     fetched_at: str,
     records_per_part: int = DEFAULT_RECORDS_PER_PART,
     gzipped: bool = False,
+    stats: FetchStats | None = None,
 ) -> DayResult:
-    """Fetch one date into its partition. Raises PipelineError when the date failed."""
-    stats = FetchStats()
+    """Fetch one date into its partition. Raises PipelineError when the date failed.
+
+    `stats` (pages, retries) is filled as the fetch goes, so a caller still has it on failure.
+    """
+    stats = stats if stats is not None else FetchStats()
     started = time.perf_counter()
     records, size, parts = _fetch(
         source,
@@ -176,6 +180,14 @@ def fetch_day(
         fetched_at=fetched_at,
         records_per_part=records_per_part,
         gzipped=gzipped,
+    )
+    log.info(
+        "date %s: %d records, %d pages, %d parts, %d retries",
+        day,
+        records,
+        stats.pages,
+        parts,
+        stats.retries,
     )
     return DayResult(
         day, records, stats.pages, stats.retries, size, time.perf_counter() - started, parts
@@ -197,50 +209,33 @@ def _fetch_recorded(
     stats = FetchStats()
     started = time.perf_counter()
     try:
-        records, size, parts = _fetch(
+        return fetch_day(
             source,
             store,
             container,
             day,
-            stats,
             run_id=run_id,
             fetched_at=fetched_at,
             records_per_part=records_per_part,
             gzipped=gzipped,
+            stats=stats,
         )
     except PipelineError as exc:
         log.error("date %s failed: %s", day, exc)
-        return DayResult(
-            day,
-            pages=stats.pages,
-            retries=stats.retries,
-            seconds=time.perf_counter() - started,
-            error=redact(exc),
-            transient=isinstance(exc, TransientError),
-        )
+        error, transient = redact(exc), isinstance(exc, TransientError)
     except Exception as exc:  # one date's surprise must not stop the others
         log.debug("date %s failed unexpectedly", day, exc_info=True)
-        message = f"unexpected {type(exc).__name__}: {redact(exc)} (re-run with --verbose)"
-        log.error("date %s failed: %s", day, message)
-        return DayResult(
-            day,
-            pages=stats.pages,
-            retries=stats.retries,
-            seconds=time.perf_counter() - started,
-            error=message,
-        )
-    result = DayResult(
-        day, records, stats.pages, stats.retries, size, time.perf_counter() - started, parts
-    )
-    log.info(
-        "date %s: %d records, %d pages, %d parts, %d retries",
+        error = f"unexpected {type(exc).__name__}: {redact(exc)} (re-run with --verbose)"
+        transient = False
+        log.error("date %s failed: %s", day, error)
+    return DayResult(
         day,
-        records,
-        stats.pages,
-        parts,
-        stats.retries,
+        pages=stats.pages,
+        retries=stats.retries,
+        seconds=time.perf_counter() - started,
+        error=error,
+        transient=transient,
     )
-    return result
 
 
 def fetch_days(
