@@ -82,7 +82,8 @@ class DateResult:
         for step in (step_names.LOAD_CRM, step_names.LOAD_USAGE, step_names.MERGE_ANALYTICS):
             outcome = self.outcomes.get(step)
             if outcome is not None:
-                parts.append(f"{step}={outcome.rows if outcome.rows is not None else '-'}")
+                merged_as = "range" if "range" in outcome.details else "-"
+                parts.append(f"{step}={outcome.rows if outcome.rows is not None else merged_as}")
         rejected = sum(int(o.details.get("rejected", 0)) for o in self.outcomes.values())
         parts.append(f"rejected={rejected}")
         flags = self.outcomes.get(step_names.VALIDATE, StepOutcome()).details.get("flags")
@@ -184,7 +185,6 @@ class PipelineRunner:
     def _run_range(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
         """The backfill path: per-date loads, range merges, per-date validation."""
         by_day = {day: DateResult(day, "skipped" if day in done else "succeeded") for day in dates}
-        started = {day: time.monotonic() for day in dates}
         loaded: list[date] = []
         per_date = [s for s in step_names.STEP_NAMES if s not in (*RANGE_STEPS, step_names.NOTIFY)]
         before_merge = per_date[: per_date.index(step_names.VALIDATE)]
@@ -207,7 +207,6 @@ class PipelineRunner:
         results: list[DateResult] = []
         for day in dates:
             result = by_day[day]
-            result.seconds = time.monotonic() - started[day]
             results.append(result)
             if result is stopped or (stopped is None and day == end and result.status != "skipped"):
                 self._notify(day, result)
@@ -219,20 +218,25 @@ class PipelineRunner:
 
     def _run_steps(self, result: DateResult, names: Sequence[str]) -> bool:
         """Run these steps of one date in order; False (result marked failed) on a failure."""
-        for name in names:
-            try:
-                result.outcomes[name] = self._run_step(result.day, name)
-            except PipelineError as exc:
-                result.status, result.failing_step, result.error = "failed", name, redact(exc)
-                result.transient = isinstance(exc, TransientError)
-                return False
-        return True
+        started = time.monotonic()
+        try:
+            for name in names:
+                try:
+                    result.outcomes[name] = self._run_step(result.day, name)
+                except PipelineError as exc:
+                    result.status, result.failing_step, result.error = "failed", name, redact(exc)
+                    result.transient = isinstance(exc, TransientError)
+                    return False
+            return True
+        finally:
+            result.seconds += time.monotonic() - started
 
     def _run_range_step(
         self, days: Sequence[date], name: str, by_day: Mapping[date, DateResult]
     ) -> bool:
         """One range step over days[0]..days[-1], logged against each date."""
         start, end = days[0], days[-1]
+        started = time.monotonic()
         for day in days:
             self.log.start_step(day, name, self.clock())
         attempts = 0
@@ -268,7 +272,9 @@ class PipelineRunner:
             first.transient = isinstance(error, TransientError)
             return False
         details = {**outcome.details, "range": f"{start}..{end}", "range_rows": outcome.rows}
+        share = (time.monotonic() - started) / len(days)  # each date's part of the range step
         for day in days:
+            by_day[day].seconds += share
             self.log.end_step(day, name, "succeeded", attempts, self.clock(), None, details)
             by_day[day].outcomes[name] = StepOutcome(None, details)
         log.info("%s %s..%s ok (rows=%s)", name, start, end, outcome.rows)
