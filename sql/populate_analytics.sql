@@ -235,19 +235,17 @@ USING (
                                 PARTITION BY src_rows.company_id, src_rows.file_date
                                 ORDER BY
                                     src_rows.event_ts DESC,
-                                    src_rows.src_file DESC,
+                                    src_rows.src_file_name DESC,
                                     src_rows.src_line_number DESC
                             ) AS row_rank
                         FROM (
-                            -- File names are machine-written ASCII (date=.../part-NNNNN), so
-                            -- every collation orders them alike; rule 8 is about business names.
                             SELECT
                                 pu.company_id,
                                 pu.file_date,
                                 pu.active_users,
                                 pu.events,
                                 pu.event_ts,
-                                pu.src_file_name AS src_file,
+                                pu.src_file_name,
                                 pu.src_line_number
                             FROM stg.product_usage AS pu
                             WHERE pu.file_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)

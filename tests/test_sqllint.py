@@ -138,3 +138,10 @@ def test_one_batch_per_file() -> None:
 def test_violations_report_the_line() -> None:
     violations = lint_text("SELECT a\nFROM t\nWHERE d = GETDATE()")
     assert [(v.line, v.rule) for v in violations] == [(3, 13)]
+
+
+def test_raw_zone_file_names_may_break_ties() -> None:
+    """Machine-written ASCII paths order alike under every collation (rule 8 is about names)."""
+    text = "SELECT ROW_NUMBER() OVER (ORDER BY event_ts DESC, src_file_name DESC) AS n FROM t"
+    assert lint_text(text) == []
+    assert 8 in {v.rule for v in lint_text("SELECT a FROM t ORDER BY company_name")}
