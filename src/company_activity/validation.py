@@ -120,21 +120,31 @@ def check_canonical_keys(wh: Warehouse, day: date) -> Check:
     return Check("canonical_keys", ERROR, not bad, message, {"not_canonical": len(bad)})
 
 
+# The date's analytics ids, filtered before the join (DuckDB prunes row groups by
+# activity_date): the NOT EXISTS forms these replace, planned as correlated mark joins, took
+# twice as long at 100 days of history (docs/performance.md, round 3).
+_DAY_IDS = (
+    "(SELECT company_id FROM analytics.company_activity_daily "
+    "WHERE activity_date = CAST(@run_date AS DATE))"
+)
+
+
 def check_grid_complete(wh: Warehouse, day: date) -> Check:
+    # Anti-joins written as LEFT JOIN ... IS NULL: the same counts as NOT EXISTS (a matched
+    # row is dropped however many matches it has), and cheaper on DuckDB.
     missing = _one(
         wh,
-        "SELECT COUNT(*) FROM dim.companies AS d "
-        "WHERE d.first_seen_date <= CAST(@run_date AS DATE) AND NOT EXISTS (SELECT 1 "
-        "FROM analytics.company_activity_daily AS a "
-        "WHERE a.company_id = d.company_id AND a.activity_date = CAST(@run_date AS DATE))",
+        f"SELECT COUNT(*) FROM dim.companies AS d LEFT JOIN {_DAY_IDS} AS a "
+        "ON a.company_id = d.company_id "
+        "WHERE d.first_seen_date <= CAST(@run_date AS DATE) AND a.company_id IS NULL",
         day,
     )
     extra = _one(
         wh,
         "SELECT COUNT(*) FROM analytics.company_activity_daily AS a "
-        "WHERE a.activity_date = CAST(@run_date AS DATE) AND NOT EXISTS (SELECT 1 "
-        "FROM dim.companies AS d WHERE d.company_id = a.company_id "
-        "AND d.first_seen_date <= a.activity_date)",
+        "LEFT JOIN dim.companies AS d ON d.company_id = a.company_id "
+        "AND d.first_seen_date <= a.activity_date "
+        "WHERE a.activity_date = CAST(@run_date AS DATE) AND d.company_id IS NULL",
         day,
     )
     passed = missing == 0 and extra == 0
@@ -187,35 +197,28 @@ def check_flags(wh: Warehouse, day: date) -> Check:
     return Check("flags", WARNING, dropped == 0, message, details)
 
 
+_LAYER_COUNTS = {
+    "stg.product_usage": "SELECT COUNT(*) FROM stg.product_usage "
+    "WHERE file_date = CAST(@run_date AS DATE)",
+    "stg.product_usage companies": "SELECT COUNT(DISTINCT company_id) FROM stg.product_usage "
+    "WHERE file_date = CAST(@run_date AS DATE)",
+    "stg.quarantine": "SELECT COUNT(*) FROM stg.quarantine "
+    "WHERE file_date = CAST(@run_date AS DATE)",
+    "stg.crm_companies": "SELECT COUNT(*) FROM stg.crm_companies "
+    "WHERE snapshot_date = CAST(@run_date AS DATE)",
+    "dim.companies": "SELECT COUNT(*) FROM dim.companies",
+    "analytics rows": "SELECT COUNT(*) FROM analytics.company_activity_daily "
+    "WHERE activity_date = CAST(@run_date AS DATE)",
+}
+
+
 def check_layer_counts(wh: Warehouse, day: date) -> Check:
-    counts = {
-        "stg.product_usage": _one(
-            wh,
-            "SELECT COUNT(*) FROM stg.product_usage WHERE file_date = CAST(@run_date AS DATE)",
-            day,
-        ),
-        "stg.product_usage companies": _one(
-            wh,
-            "SELECT COUNT(DISTINCT company_id) FROM stg.product_usage "
-            "WHERE file_date = CAST(@run_date AS DATE)",
-            day,
-        ),
-        "stg.quarantine": _one(
-            wh, "SELECT COUNT(*) FROM stg.quarantine WHERE file_date = CAST(@run_date AS DATE)", day
-        ),
-        "stg.crm_companies": _one(
-            wh,
-            "SELECT COUNT(*) FROM stg.crm_companies WHERE snapshot_date = CAST(@run_date AS DATE)",
-            day,
-        ),
-        "dim.companies": int(wh.scalar("SELECT COUNT(*) FROM dim.companies") or 0),
-        "analytics rows": _one(
-            wh,
-            "SELECT COUNT(*) FROM analytics.company_activity_daily "
-            "WHERE activity_date = CAST(@run_date AS DATE)",
-            day,
-        ),
-    }
+    # One statement of scalar subqueries, not six: each round trip costs a few milliseconds
+    # and validate runs once per date of a backfill.
+    row = wh.query(
+        "SELECT " + ", ".join(f"({sql})" for sql in _LAYER_COUNTS.values()), {"run_date": day}
+    )[0]
+    counts = {name: int(value or 0) for name, value in zip(_LAYER_COUNTS, row, strict=True)}
     message = ", ".join(f"{k}={v}" for k, v in counts.items())
     return Check("layer_counts", INFO, True, message, counts)
 
@@ -224,9 +227,8 @@ def check_usage_companies_present(wh: Warehouse, day: date) -> Check:
     missing = _one(
         wh,
         "SELECT COUNT(*) FROM (SELECT DISTINCT company_id FROM stg.product_usage "
-        "WHERE file_date = CAST(@run_date AS DATE)) AS u WHERE NOT EXISTS (SELECT 1 "
-        "FROM analytics.company_activity_daily AS a WHERE a.company_id = u.company_id "
-        "AND a.activity_date = CAST(@run_date AS DATE))",
+        f"WHERE file_date = CAST(@run_date AS DATE)) AS u LEFT JOIN {_DAY_IDS} AS a "
+        "ON a.company_id = u.company_id WHERE a.company_id IS NULL",
         day,
     )
     message = (
