@@ -211,3 +211,11 @@ def test_azure_sql_errors_are_classified_for_retry(
     with pytest.raises(TransientError if transient else TerminalError) as caught:
         wh.execute("SELECT 1")
     assert isinstance(caught.value, TransientError) is transient
+
+
+def test_duckdb_checkpoints_rarely_during_backfills(tmp_path: Path) -> None:
+    wh = DuckDBWarehouse(tmp_path / "c.duckdb")
+    try:
+        assert wh.scalar("SELECT current_setting('checkpoint_threshold')") == "244.1 MiB"
+    finally:
+        wh.close()

@@ -15,6 +15,12 @@ from company_activity.errors import ConfigError, TerminalError, TransientError
 from company_activity.warehouse.base import Params, Row, Warehouse
 from company_activity.warehouse.tsql import transpile_batch
 
+# DuckDB checkpoints the write-ahead log into the file once it passes 16 MB; a day's staging
+# load writes a few MB, so a backfill paused for a checkpoint every other date (150-200 ms a
+# date, docs/performance.md). A larger threshold checkpoints less often; the price is a longer
+# log to replay after a crash, which DuckDB does on its own when the file is next opened.
+CHECKPOINT_THRESHOLD = "256MB"
+
 
 class DuckDBWarehouse(Warehouse):
     """A DuckDB database file (or ':memory:')."""
@@ -31,6 +37,7 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.IOException as exc:
             # Another process holds the file lock: worth retrying later.
             raise TransientError(f"cannot open DuckDB file {self.path}: {exc}") from None
+        self.con.execute("SET checkpoint_threshold = $size", {"size": CHECKPOINT_THRESHOLD})
         if memory_limit:
             self._limit_memory(memory_limit)
 
