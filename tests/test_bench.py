@@ -14,10 +14,11 @@ import pytest
 
 from company_activity import mock_data, steps
 from company_activity.cli import main
+from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.fetch import GeneratorSource
 from company_activity.migrations import migrate
-from company_activity.pipeline import RANGE_MIN_DATES, PipelineRunner, date_range
+from company_activity.pipeline import RANGE_MIN_DATES, PipelineRunner
 from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore

@@ -17,12 +17,12 @@ import pytest
 from company_activity import api_client, mock_data, rawzone
 from company_activity.cli import EXIT_TERMINAL, EXIT_TRANSIENT, main
 from company_activity.commands.fetch import DEFAULT_SAMPLE, summary_line
+from company_activity.dates import date_range
 from company_activity.errors import DataError, TransientError
 from company_activity.fetch import (
     DayResult,
     GeneratorSource,
     SampleSource,
-    date_range,
     fetch_day,
     fetch_days,
 )

@@ -20,10 +20,11 @@ import pytest
 
 from company_activity import api_client, mock_data, notify, steps
 from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.dates import date_range
 from company_activity.errors import TransientError
 from company_activity.migrations import migrate
 from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner, StepOutcome, date_range
+from company_activity.pipeline import PipelineRunner, StepOutcome
 from company_activity.pipeline_steps import StepContext, build_steps
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore

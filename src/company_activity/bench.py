@@ -38,11 +38,12 @@ import requests
 
 from company_activity import mock_data, model, steps
 from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.dates import date_range
 from company_activity.errors import ConfigError, TerminalError
 from company_activity.fetch import GeneratorSource, PageSource, fetch_day
 from company_activity.migrations import migrate
 from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner, StepFn, StepOutcome, date_range
+from company_activity.pipeline import PipelineRunner, StepFn, StepOutcome
 from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
 from company_activity.rawzone import read_manifest
 from company_activity.runctx import new_run_id, utc_now

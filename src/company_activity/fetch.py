@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -113,13 +113,6 @@ class SampleSource:
 def _item_date(line: bytes) -> str | None:
     value = json.loads(line).get("date")
     return value if isinstance(value, str) else None
-
-
-def date_range(start: date, end: date) -> list[date]:
-    """Every date from start to end, both included."""
-    if end < start:
-        raise DataError(f"the end date {end} is before the start date {start}; swap them")
-    return [start + timedelta(days=k) for k in range((end - start).days + 1)]
 
 
 def _lines(pages: Iterable[Page]) -> Iterator[bytes]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
+from company_activity.dates import date_range
 from company_activity.errors import DataError
 from company_activity.runctx import utc_now
 from company_activity.warehouse.base import Warehouse
@@ -72,11 +73,6 @@ class MergeResult:
         )
 
 
-def dates_between(start: date, end: date) -> list[date]:
-    """Every calendar day from start to end inclusive."""
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
-
-
 def completed_usage_dates(wh: Warehouse, start: date, end: date) -> set[date]:
     """Days in start..end whose latest usage load run succeeded."""
     rows = wh.query(_LATEST_USAGE_LOADS, {"start_date": start, "end_date": end})
@@ -97,7 +93,7 @@ def require_usage_loaded(wh: Warehouse, start: date, end: date) -> None:
     """Raise DataError naming every day in start..end without a completed usage load."""
     _check_range(start, end)
     completed = completed_usage_dates(wh, start, end)
-    missing = [d for d in dates_between(start, end) if d not in completed]
+    missing = [d for d in date_range(start, end) if d not in completed]
     if missing:
         shown = ", ".join(str(d) for d in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -227,7 +223,7 @@ def _record(
         {"run_id": run_id, "target": target, "start_date": start, "end_date": end},
     )
     ended_at = utc_now()
-    days = dates_between(start, end)
+    days = date_range(start, end)
     # Rows are counted per statement, not per date: a one-day merge gets its exact count.
     per_day = rows if len(days) == 1 else None
     wh.insert_rows(

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from tenacity import (
@@ -104,12 +104,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.failed is None
-
-
-def date_range(start: date, end: date) -> list[date]:
-    if end < start:
-        raise TerminalError(f"--end {end} is before --start {start}")
-    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
 
 class PipelineRunner:

@@ -8,7 +8,7 @@ COALESCE for one); structural rules walk the sqlglot AST.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,6 +284,3 @@ def lint_file(path: str | Path) -> list[Violation]:
 def transform_files(sql_dir: str | Path) -> list[Path]:
     """The transform files: top-level *.sql in sql/ (generated DDL lives in sql/ddl/)."""
     return sorted(Path(sql_dir).glob("*.sql"))
-
-
-Check = Callable[[str], list[Violation]]

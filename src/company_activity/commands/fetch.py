@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from company_activity import mock_data
 from company_activity.api_client import ApiClient, ApiConfig
 from company_activity.cliargs import iso_date
+from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.fetch import (
     DEFAULT_MOCK_COMPANIES,
@@ -24,7 +25,6 @@ from company_activity.fetch import (
     GeneratorSource,
     PageSource,
     SampleSource,
-    date_range,
     fetch_days,
 )
 from company_activity.progress import Progress

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from company_activity import mock_data
 from company_activity.cliargs import iso_date
+from company_activity.dates import date_range
 from company_activity.errors import ConfigError
-from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED, date_range
+from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.mock_api import (
     PAGINATIONS,
     RATE_FAULTS,

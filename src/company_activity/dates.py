@@ -1,0 +1,14 @@
+"""Calendar helpers shared by the commands, the runner and the model."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from company_activity.errors import DataError
+
+
+def date_range(start: date, end: date) -> list[date]:
+    """Every date from start to end, both included."""
+    if end < start:
+        raise DataError(f"the end date {end} is before the start date {start}; swap them")
+    return [start + timedelta(days=n) for n in range((end - start).days + 1)]
