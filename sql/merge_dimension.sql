@@ -1,5 +1,6 @@
 -- dim.companies (SCD1) from the CRM snapshots of @start_date..@end_date.
--- restate_company_attributes.sql runs next and carries the changes onto analytics rows.
+-- The view analytics.company_activity_daily joins the dimension, so its rows show the changes
+-- at once; no analytics row is rewritten.
 --
 -- Order independent: a snapshot never overwrites attributes taken from a newer one, and
 -- first_seen_date only moves earlier, so merging the snapshots in any order (or a range at

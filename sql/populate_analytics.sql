@@ -1,4 +1,9 @@
--- analytics.company_activity_daily for @start_date..@end_date, restating later loaded days.
+-- analytics.company_activity_metrics for @start_date..@end_date, restating later loaded days.
+--
+-- The metrics hold what does not depend on the dimension. The view
+-- analytics.company_activity_daily (sql/views/) joins in the attributes and what follows from
+-- them (days_since_last_contact, no_recent_contact, no_crm_record) and finishes the churn
+-- reasons and quality flags, so a CRM change rewrites no row here.
 --
 -- One row per company per loaded day, from the company's first_seen_date on. Every day from
 -- @start_date through the last loaded day is recomputed (a past day's usage moves the
@@ -10,17 +15,12 @@
 -- reads only its lookback, never all history.
 -- Parameters: @start_date, @end_date, @run_ts, @run_id.
 
-MERGE INTO analytics.company_activity_daily AS tgt
+MERGE INTO analytics.company_activity_metrics AS tgt
 USING (
     SELECT
         -- keys
         m.company_id,
         m.activity_date,
-        -- attributes (the dimension's current values)
-        m.company_name,
-        m.country,
-        m.industry_tag,
-        m.last_contact_at,
         -- daily measures
         m.active_users,
         m.events,
@@ -35,44 +35,17 @@ USING (
         m.active_users_wow_pct,
         m.last_activity_date,
         DATEDIFF(DAY, m.last_activity_date, m.activity_date) AS days_since_last_activity,
-        m.days_since_last_contact,
         m.engagement_score,
-        -- churn and quality
-        CASE
-            WHEN m.has_inactive_14d = 1 OR m.has_usage_drop = 1 OR m.has_no_recent_contact = 1
-                THEN 1
-            ELSE 0
-        END AS is_churn_risk,
-        NULLIF(
-            CONCAT_WS(
-                ',',
-                CASE WHEN m.has_inactive_14d = 1 THEN 'inactive_14d' END,
-                CASE WHEN m.has_usage_drop = 1 THEN 'usage_drop' END,
-                CASE WHEN m.has_no_recent_contact = 1 THEN 'no_recent_contact' END
-            ),
-            ''
-        ) AS churn_risk_reasons,
-        COALESCE(
-            NULLIF(
-                CONCAT_WS(
-                    ',',
-                    CASE WHEN m.has_duplicates = 1 THEN 'duplicate_source_records' END,
-                    CASE WHEN m.has_no_crm_record = 1 THEN 'no_crm_record' END,
-                    CASE WHEN m.has_partial_window = 1 THEN 'partial_window' END,
-                    CASE WHEN m.has_rejected = 1 THEN 'rejected_source_records' END
-                ),
-                ''
-            ),
-            'ok'
-        ) AS data_quality_flag
+        -- the churn reasons and quality flags that follow from usage alone
+        m.has_inactive_14d,
+        m.has_usage_drop,
+        m.has_duplicate_source_records,
+        m.has_partial_window,
+        m.has_rejected_source_records
     FROM (
         SELECT
             w.company_id,
             w.calendar_date AS activity_date,
-            d.company_name,
-            d.country,
-            d.industry_tag,
-            d.last_contact_at,
             w.active_users,
             w.events,
             w.users_7d AS rolling_7d_active_users,
@@ -95,10 +68,6 @@ USING (
             ) AS active_users_wow_pct,
             -- the grid holds the last 44 days; older activity comes from the carried row
             COALESCE(w.last_active_in_grid, carried.last_activity_date) AS last_activity_date,
-            CASE
-                WHEN CAST(d.last_contact_at AS DATE) <= w.calendar_date
-                    THEN DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), w.calendar_date)
-            END AS days_since_last_contact,
             -- 100 * (0.5 * active_days / 30 + 0.5 * min(1, (users_7d / 7) / (users_30d / 30)))
             CAST(
                 CAST(w.active_days_30d * 50 AS DECIMAL(38, 10)) / NULLIF(30, 0)
@@ -116,18 +85,9 @@ USING (
                 WHEN w.users_previous_7d >= 7 AND 2 * w.users_7d < w.users_previous_7d THEN 1
                 ELSE 0
             END AS has_usage_drop,
-            CASE
-                WHEN
-                    CAST(d.last_contact_at AS DATE) <= w.calendar_date
-                    AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), w.calendar_date) > 30
-                    AND w.active_days_30d <= 7
-                    THEN 1
-                ELSE 0
-            END AS has_no_recent_contact,
-            CASE WHEN w.record_count > 1 THEN 1 ELSE 0 END AS has_duplicates,
-            CASE WHEN d.crm_snapshot_date IS NULL THEN 1 ELSE 0 END AS has_no_crm_record,
+            CASE WHEN w.record_count > 1 THEN 1 ELSE 0 END AS has_duplicate_source_records,
             CASE WHEN w.loaded_days_30d < 30 THEN 1 ELSE 0 END AS has_partial_window,
-            CASE WHEN rejected.company_id IS NULL THEN 0 ELSE 1 END AS has_rejected
+            CASE WHEN rejected.company_id IS NULL THEN 0 ELSE 1 END AS has_rejected_source_records
         FROM (
             -- windows over the dense grid, in calendar days ending at the row's day
             SELECT
@@ -266,14 +226,12 @@ USING (
                     )
             ) AS g
         ) AS w
-        INNER JOIN dim.companies AS d
-            ON w.company_id = d.company_id
-        LEFT JOIN analytics.company_activity_daily AS carried
+        LEFT JOIN analytics.company_activity_metrics AS carried
             ON
                 w.company_id = carried.company_id
                 AND carried.activity_date = (
                     SELECT MAX(earlier.activity_date)
-                    FROM analytics.company_activity_daily AS earlier
+                    FROM analytics.company_activity_metrics AS earlier
                     WHERE earlier.activity_date < CAST(@start_date AS DATE)
                 )
         LEFT JOIN (
@@ -301,10 +259,6 @@ USING (
         AND tgt.activity_date >= CAST(@start_date AS DATE)
 WHEN MATCHED AND EXISTS (
     SELECT
-        src.company_name,
-        src.country,
-        src.industry_tag,
-        src.last_contact_at,
         src.active_users,
         src.events,
         src.rolling_7d_active_users,
@@ -317,17 +271,14 @@ WHEN MATCHED AND EXISTS (
         src.active_users_wow_pct,
         src.last_activity_date,
         src.days_since_last_activity,
-        src.days_since_last_contact,
         src.engagement_score,
-        src.is_churn_risk,
-        src.churn_risk_reasons,
-        src.data_quality_flag
+        src.has_inactive_14d,
+        src.has_usage_drop,
+        src.has_duplicate_source_records,
+        src.has_partial_window,
+        src.has_rejected_source_records
     EXCEPT
     SELECT
-        tgt.company_name,
-        tgt.country,
-        tgt.industry_tag,
-        tgt.last_contact_at,
         tgt.active_users,
         tgt.events,
         tgt.rolling_7d_active_users,
@@ -340,18 +291,15 @@ WHEN MATCHED AND EXISTS (
         tgt.active_users_wow_pct,
         tgt.last_activity_date,
         tgt.days_since_last_activity,
-        tgt.days_since_last_contact,
         tgt.engagement_score,
-        tgt.is_churn_risk,
-        tgt.churn_risk_reasons,
-        tgt.data_quality_flag
+        tgt.has_inactive_14d,
+        tgt.has_usage_drop,
+        tgt.has_duplicate_source_records,
+        tgt.has_partial_window,
+        tgt.has_rejected_source_records
 )
     THEN UPDATE
         SET
-            company_name = src.company_name,
-            country = src.country,
-            industry_tag = src.industry_tag,
-            last_contact_at = src.last_contact_at,
             active_users = src.active_users,
             events = src.events,
             rolling_7d_active_users = src.rolling_7d_active_users,
@@ -364,20 +312,17 @@ WHEN MATCHED AND EXISTS (
             active_users_wow_pct = src.active_users_wow_pct,
             last_activity_date = src.last_activity_date,
             days_since_last_activity = src.days_since_last_activity,
-            days_since_last_contact = src.days_since_last_contact,
             engagement_score = src.engagement_score,
-            is_churn_risk = src.is_churn_risk,
-            churn_risk_reasons = src.churn_risk_reasons,
-            data_quality_flag = src.data_quality_flag,
+            has_inactive_14d = src.has_inactive_14d,
+            has_usage_drop = src.has_usage_drop,
+            has_duplicate_source_records = src.has_duplicate_source_records,
+            has_partial_window = src.has_partial_window,
+            has_rejected_source_records = src.has_rejected_source_records,
             run_id = @run_id,
             updated_at = CAST(@run_ts AS DATETIME2(6))
 WHEN NOT MATCHED BY TARGET THEN INSERT (
     company_id,
     activity_date,
-    company_name,
-    country,
-    industry_tag,
-    last_contact_at,
     active_users,
     events,
     rolling_7d_active_users,
@@ -390,21 +335,18 @@ WHEN NOT MATCHED BY TARGET THEN INSERT (
     active_users_wow_pct,
     last_activity_date,
     days_since_last_activity,
-    days_since_last_contact,
     engagement_score,
-    is_churn_risk,
-    churn_risk_reasons,
-    data_quality_flag,
+    has_inactive_14d,
+    has_usage_drop,
+    has_duplicate_source_records,
+    has_partial_window,
+    has_rejected_source_records,
     run_id,
     created_at,
     updated_at
 ) VALUES (
     src.company_id,
     src.activity_date,
-    src.company_name,
-    src.country,
-    src.industry_tag,
-    src.last_contact_at,
     src.active_users,
     src.events,
     src.rolling_7d_active_users,
@@ -417,11 +359,12 @@ WHEN NOT MATCHED BY TARGET THEN INSERT (
     src.active_users_wow_pct,
     src.last_activity_date,
     src.days_since_last_activity,
-    src.days_since_last_contact,
     src.engagement_score,
-    src.is_churn_risk,
-    src.churn_risk_reasons,
-    src.data_quality_flag,
+    src.has_inactive_14d,
+    src.has_usage_drop,
+    src.has_duplicate_source_records,
+    src.has_partial_window,
+    src.has_rejected_source_records,
     @run_id,
     CAST(@run_ts AS DATETIME2(6)),
     CAST(@run_ts AS DATETIME2(6))

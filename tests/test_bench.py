@@ -6,6 +6,7 @@ No timings are asserted: the benchmark's figures belong to docs/performance.md, 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.fetch import GeneratorSource
 from company_activity.migrations import migrate
-from company_activity.pipeline import RANGE_MIN_DATES, PipelineRunner
+from company_activity.pipeline import (
+    RANGE_CHUNK_DATES,
+    RANGE_MIN_DATES,
+    DateResult,
+    PipelineRunner,
+)
 from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore
@@ -62,11 +68,17 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
         *(f"daily.{name}" for name in steps.STEP_NAMES if name != steps.NOTIFY),
         "fetch_loopback",
         "full_recompute",
+        "staging_load",
     ):
         assert long["stages"][stage]["seconds"] >= 0, stage
-    for ceiling in ("load_read_json", "window_query", "client_requests"):
+    for ceiling in ("load_read_json", "load_raw_floor", "window_query", "client_requests"):
         assert long["ceilings"][ceiling]["seconds"] > 0, ceiling
     assert long["ceilings"]["load_read_json"]["rows"] > 0
+    # The staging load and its references read the same lines, several times each.
+    staging_load = long["stages"]["staging_load"]
+    assert staging_load["lines"] == long["ceilings"]["load_read_json"]["rows"]
+    assert long["ceilings"]["load_raw_floor"]["rows"] == staging_load["lines"]
+    assert len(staging_load["runs"]) == len(long["ceilings"]["load_read_json"]["runs"]) > 1
     assert long["ceilings"]["client_requests"]["pages"] == long["stages"]["fetch_loopback"]["pages"]
     assert long["stages"]["backfill"]["analytics_rows"] > 0
     assert short["stages"]["daily_run"]["seconds"] > 0
@@ -95,7 +107,13 @@ def _clock() -> datetime:
     return datetime(2025, 6, 1, 3, 0, 0)
 
 
-def _backfill(folder: Path, settings: Settings, ranged: bool) -> DuckDBWarehouse:
+def _backfill(
+    folder: Path,
+    settings: Settings,
+    ranged: bool,
+    chunk_dates: int = RANGE_CHUNK_DATES,
+    done: Callable[[DuckDBWarehouse, DateResult], None] | None = None,
+) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(folder / "w.duckdb")
     migrate(wh, _clock())
     store = LocalFolderStore(folder / "blob")
@@ -111,6 +129,8 @@ def _backfill(folder: Path, settings: Settings, ranged: bool) -> DuckDBWarehouse
         lambda _message: True,
         _clock,
         range_steps=build_range_steps(ctx) if ranged else None,
+        range_chunk_dates=chunk_dates,
+        on_date_done=(lambda result: done(wh, result)) if done else None,
     )
     result = runner.run(DAYS, "test")
     assert result.ok
@@ -154,6 +174,38 @@ def test_range_path_gives_the_tables_of_the_date_by_date_path(
     assert f"{DAYS[0]}..{DAYS[-1]}" in str(details)
     by_date.close()
     by_range.close()
+
+
+def test_range_path_in_chunks_gives_the_same_tables_and_reports_each_chunk_as_it_ends(
+    tmp_path: Path, settings: Settings
+) -> None:
+    by_date = _backfill(tmp_path / "by_date", settings, ranged=False)
+    seen: list[tuple[date, int]] = []
+
+    def record(wh: DuckDBWarehouse, result: DateResult) -> None:
+        merged = wh.scalar(
+            "SELECT COUNT(*) FROM ops.step_runs "
+            "WHERE step_name = 'merge_analytics' AND status = 'succeeded'"
+        )
+        seen.append((result.day, int(merged or 0)))
+
+    by_chunks = _backfill(tmp_path / "by_chunks", settings, True, chunk_dates=4, done=record)
+    assert _snapshot(by_chunks) == _snapshot(by_date)
+    logged = by_chunks.query(
+        "SELECT DISTINCT CAST(details AS VARCHAR) FROM ops.step_runs "
+        "WHERE step_name = 'merge_analytics'"
+    )
+    chunks = [DAYS[k : k + 4] for k in range(0, len(DAYS), 4)]
+    assert len(logged) == len(chunks) == 3
+    for chunk in chunks:
+        assert any(f"{chunk[0]}..{chunk[-1]}" in str(row[0]) for row in logged), chunk
+    # Each date is reported once its own chunk is merged, before the next chunk starts.
+    assert [day for day, _ in seen] == DAYS
+    assert [merged for _, merged in seen] == [
+        min(len(DAYS), (k // 4 + 1) * 4) for k in range(len(DAYS))
+    ]
+    by_chunks.close()
+    by_date.close()
 
 
 def test_range_path_stops_at_a_failed_load_and_merges_the_dates_before_it(

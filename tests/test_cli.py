@@ -42,7 +42,7 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 def test_init_db_then_status(tmp_path: Path) -> None:
     first = _cli(tmp_path, "init-db")
     assert first.returncode == 0, first.stderr
-    assert "applied [1]" in first.stdout
+    assert "applied [1, 2]" in first.stdout
     second = _cli(tmp_path, "init-db")
     assert "nothing to do" in second.stdout
     status = _cli(tmp_path, "status")

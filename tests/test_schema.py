@@ -8,8 +8,8 @@ from pathlib import Path
 
 from company_activity import migrations
 from company_activity.ddl import full_tsql_script
-from company_activity.migrations import MIGRATIONS, AddColumn, Migration, migrate
-from company_activity.schema import TABLES, Column, duckdb_type, table
+from company_activity.migrations import MIGRATIONS, AddColumn, Migration, latest_version, migrate
+from company_activity.schema import TABLES, VIEWS, Column, duckdb_type, table
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +26,21 @@ def test_duckdb_information_schema_matches_declarations(warehouse: DuckDBWarehou
         assert actual == expected, declared.name
 
 
+def test_duckdb_views_show_the_declared_types(warehouse: DuckDBWarehouse) -> None:
+    """Types only: DuckDB reports every view column nullable (tests/test_view_attributes.py
+    checks that the NOT NULL ones hold no NULL)."""
+    for declared in VIEWS:
+        actual = warehouse.table_columns(declared.name)
+        expected = {c.name: (duckdb_type(c.sql_type), "YES") for c in declared.columns}
+        assert actual == expected, declared.name
+        names = warehouse.query(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = @schema AND table_name = @name ORDER BY ordinal_position",
+            {"schema": declared.schema, "name": declared.short_name},
+        )
+        assert tuple(r[0] for r in names) == declared.column_names, "the declared order"
+
+
 def test_checked_in_azure_sql_ddl_is_current() -> None:
     assert (ROOT / "sql/ddl/azure_sql.sql").read_text() == full_tsql_script(), (
         "run: company-activity ddl > sql/ddl/azure_sql.sql"
@@ -38,11 +53,14 @@ def test_ddl_declares_every_column_with_its_type() -> None:
         assert f"CREATE TABLE {declared.name} (" in script
         for column in declared.columns:
             assert f"{column.name} {column.sql_type.replace(',', ', ')}" in script
+    for view in VIEWS:
+        assert f"CREATE OR ALTER VIEW {view.name} AS\n" in script
 
 
 def test_init_twice_changes_nothing_and_keeps_rows(tmp_path: Path) -> None:
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
-    assert migrate(wh, TS) == [1]
+    every = [m.version for m in MIGRATIONS]
+    assert migrate(wh, TS) == every
     wh.execute(
         "INSERT INTO dim.companies (company_id, first_seen_date, run_id, created_at, updated_at) "
         "VALUES ('acme', CAST(@d AS DATE), 'r', CAST(@ts AS DATETIME2(6)), "
@@ -53,7 +71,7 @@ def test_init_twice_changes_nothing_and_keeps_rows(tmp_path: Path) -> None:
     assert migrate(wh, TS) == []
     assert wh.scalar("SELECT COUNT(*) FROM dim.companies") == 1
     assert wh.scalar("SELECT COUNT(*) FROM dim.calendar") == calendar_rows
-    assert wh.query("SELECT version FROM ops.schema_migrations") == [(1,)]
+    assert sorted(wh.query("SELECT version FROM ops.schema_migrations")) == [(v,) for v in every]
     wh.close()
 
 
@@ -79,13 +97,16 @@ def test_a_later_migration_upgrades_in_place_without_data_loss(tmp_path: Path) -
     widened = dataclasses.replace(
         original, columns=(*original.columns, Column("reason", "NVARCHAR(400)"))
     )
-    v2 = Migration(2, "rollbacks get a reason", (AddColumn(widened, "reason"),))
-    assert migrate(wh, TS, (*MIGRATIONS, v2)) == [2]
-    assert migrate(wh, TS, (*MIGRATIONS, v2)) == []
+    later = latest_version() + 1
+    v_next = Migration(later, "rollbacks get a reason", (AddColumn(widened, "reason"),))
+    assert migrate(wh, TS, (*MIGRATIONS, v_next)) == [later]
+    assert migrate(wh, TS, (*MIGRATIONS, v_next)) == []
     assert wh.query("SELECT run_id, analytics_rows_deleted, reason FROM ops.rollbacks") == [
         ("r", 3, None)
     ]
-    assert sorted(r[0] for r in wh.query("SELECT version FROM ops.schema_migrations")) == [1, 2]
+    assert sorted(r[0] for r in wh.query("SELECT version FROM ops.schema_migrations")) == [
+        *range(1, later + 1)
+    ]
     wh.close()
 
 
@@ -108,6 +129,6 @@ def test_azure_sql_keys_compare_binary_and_attributes_case_sensitively() -> None
 def test_azure_sql_indexes_the_merges_date_lookups() -> None:
     script = full_tsql_script()
     assert (
-        "CREATE NONCLUSTERED INDEX ix_company_activity_daily_activity_date\n"
-        "        ON analytics.company_activity_daily (activity_date);"
+        "CREATE NONCLUSTERED INDEX ix_company_activity_metrics_activity_date\n"
+        "        ON analytics.company_activity_metrics (activity_date);"
     ) in script

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from company_activity.errors import DataError, TransientError
-from company_activity.schema import PRODUCT_USAGE, QUARANTINE
+from company_activity.schema import PRODUCT_USAGE, QUARANTINE, TABLES
 from company_activity.staging import load_crm, load_usage
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.azuresql import AzureSqlWarehouse
@@ -56,16 +56,23 @@ class FakeCursor:
         self.recorder.events.append(("execute", sql, params))
         self._result, self.description = [], None
         if "information_schema.tables" in sql:
-            self._answer([(1,)])
-        elif sql.startswith("SELECT COUNT(*) FROM"):
-            table = sql.split()[3]
-            count = len(self.recorder.rows.get(table, []))
-            if table == PRODUCT_USAGE.name:
-                count += self.recorder.count_offset
-            self._answer([(count,)])
+            if "COUNT(*)" in sql:
+                self._answer([(1,)])
+            else:  # the whole catalogue: every declared table exists
+                self._answer([tuple(t.name.split(".")) for t in TABLES])
+        elif sql.startswith(("SELECT COUNT(*) FROM", "SELECT (SELECT COUNT(*) FROM")):
+            self._answer(
+                [tuple(self._count(t) for t in re.findall(r"COUNT\(\*\) FROM (\S+)", sql))]
+            )
         elif sql.startswith("DELETE FROM"):
             self.rowcount = 0
         return self
+
+    def _count(self, table: str) -> int:
+        count = len(self.recorder.rows.get(table, []))
+        if table == PRODUCT_USAGE.name:
+            count += self.recorder.count_offset
+        return count
 
     def _answer(self, rows: list[tuple[Any, ...]]) -> None:
         self._result, self.description = rows, [("value",)]

@@ -60,7 +60,8 @@ def test_validate_passes_and_summarises(wh: DuckDBWarehouse, merged: History) ->
 
 
 def test_validate_hard_failures(wh: DuckDBWarehouse, merged: History) -> None:
-    wh.execute("DELETE FROM analytics.company_activity_daily WHERE company_id = 'beta'")
+    # The view's rows live in the metrics table: removing them there hides them from readers.
+    wh.execute("DELETE FROM analytics.company_activity_metrics WHERE company_id = 'beta'")
     result = validate(wh, day(3))
     assert not result.ok
     assert {c.name for c in result.failures} == {"grid_complete", "usage_companies_present"}

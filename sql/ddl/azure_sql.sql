@@ -2,7 +2,9 @@
 
 -- Do not edit by hand: tests fail when this file and the declarations disagree.
 
--- Creates only what is missing; never drops anything.
+-- Creates only what is missing and (re)defines the views; never drops anything.
+-- A database whose analytics.company_activity_daily is still a table (schema
+-- version 1) upgrades with `company-activity init-db`, which moves its rows first.
 
 IF SCHEMA_ID('stg') IS NULL EXEC ('CREATE SCHEMA stg');
 GO
@@ -98,14 +100,10 @@ IF OBJECT_ID('dim.companies', 'U') IS NULL
     );
 GO
 
-IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
-    CREATE TABLE analytics.company_activity_daily (
+IF OBJECT_ID('analytics.company_activity_metrics', 'U') IS NULL
+    CREATE TABLE analytics.company_activity_metrics (
         company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         activity_date DATE NOT NULL,
-        company_name NVARCHAR(400) COLLATE Latin1_General_100_CS_AS_SC NULL,
-        country NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
-        industry_tag NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
-        last_contact_at DATETIME2(6) NULL,
         active_users INT NOT NULL,
         events BIGINT NOT NULL,
         rolling_7d_active_users BIGINT NOT NULL,
@@ -118,26 +116,27 @@ IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
         active_users_wow_pct DECIMAL(18, 4) NULL,
         last_activity_date DATE NULL,
         days_since_last_activity INT NULL,
-        days_since_last_contact INT NULL,
         engagement_score DECIMAL(5, 1) NOT NULL,
-        is_churn_risk INT NOT NULL,
-        churn_risk_reasons VARCHAR(200) NULL,
-        data_quality_flag VARCHAR(200) NOT NULL,
+        has_inactive_14d INT NOT NULL,
+        has_usage_drop INT NOT NULL,
+        has_duplicate_source_records INT NOT NULL,
+        has_partial_window INT NOT NULL,
+        has_rejected_source_records INT NOT NULL,
         run_id VARCHAR(64) NOT NULL,
         created_at DATETIME2(6) NOT NULL,
         updated_at DATETIME2(6) NOT NULL,
-        CONSTRAINT pk_analytics_company_activity_daily PRIMARY KEY (company_id, activity_date)
+        CONSTRAINT pk_analytics_company_activity_metrics PRIMARY KEY (company_id, activity_date)
     );
 
 IF
     NOT EXISTS (
         SELECT 1 FROM sys.indexes
         WHERE
-            name = 'ix_company_activity_daily_activity_date'
-            AND object_id = OBJECT_ID('analytics.company_activity_daily')
+            name = 'ix_company_activity_metrics_activity_date'
+            AND object_id = OBJECT_ID('analytics.company_activity_metrics')
     )
-    CREATE NONCLUSTERED INDEX ix_company_activity_daily_activity_date
-        ON analytics.company_activity_daily (activity_date);
+    CREATE NONCLUSTERED INDEX ix_company_activity_metrics_activity_date
+        ON analytics.company_activity_metrics (activity_date);
 GO
 
 IF OBJECT_ID('ops.pipeline_runs', 'U') IS NULL
@@ -211,4 +210,91 @@ IF OBJECT_ID('ops.rollbacks', 'U') IS NULL
         rolled_back_at DATETIME2(6) NOT NULL,
         CONSTRAINT pk_ops_rollbacks PRIMARY KEY (run_id, activity_date)
     );
+GO
+
+CREATE OR ALTER VIEW analytics.company_activity_daily AS
+SELECT
+    -- keys
+    m.company_id,
+    m.activity_date,
+    -- attributes (the dimension's current values)
+    d.company_name,
+    d.country,
+    d.industry_tag,
+    d.last_contact_at,
+    -- daily measures
+    m.active_users,
+    m.events,
+    -- windows
+    m.rolling_7d_active_users,
+    m.rolling_30d_events,
+    m.active_days_30d,
+    m.activity_consistency_30d,
+    m.peak_active_users_30d,
+    m.usage_density,
+    m.active_users_dod_pct,
+    m.active_users_wow_pct,
+    m.last_activity_date,
+    m.days_since_last_activity,
+    CAST(
+        CASE
+            WHEN CAST(d.last_contact_at AS DATE) <= m.activity_date
+                THEN DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date)
+        END AS INT
+    ) AS days_since_last_contact,
+    m.engagement_score,
+    -- churn and quality: the stored window reasons and source flags plus the dimension's
+    CAST(
+        CASE
+            WHEN
+                m.has_inactive_14d = 1
+                OR m.has_usage_drop = 1
+                OR (
+                    CAST(d.last_contact_at AS DATE) <= m.activity_date
+                    AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date) > 30
+                    AND m.active_days_30d <= 7
+                )
+                THEN 1
+            ELSE 0
+        END AS INT
+    ) AS is_churn_risk,
+    CAST(
+        NULLIF(
+            CONCAT_WS(
+                ',',
+                CASE WHEN m.has_inactive_14d = 1 THEN 'inactive_14d' END,
+                CASE WHEN m.has_usage_drop = 1 THEN 'usage_drop' END,
+                CASE
+                    WHEN
+                        CAST(d.last_contact_at AS DATE) <= m.activity_date
+                        AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date) > 30
+                        AND m.active_days_30d <= 7
+                        THEN 'no_recent_contact'
+                END
+            ),
+            ''
+        ) AS VARCHAR(200)
+    ) AS churn_risk_reasons,
+    CAST(
+        COALESCE(
+            NULLIF(
+                CONCAT_WS(
+                    ',',
+                    CASE WHEN m.has_duplicate_source_records = 1 THEN 'duplicate_source_records' END,
+                    CASE WHEN d.crm_snapshot_date IS NULL THEN 'no_crm_record' END,
+                    CASE WHEN m.has_partial_window = 1 THEN 'partial_window' END,
+                    CASE WHEN m.has_rejected_source_records = 1 THEN 'rejected_source_records' END
+                ),
+                ''
+            ),
+            'ok'
+        ) AS VARCHAR(200)
+    ) AS data_quality_flag,
+    -- lineage (of the metrics: the dimension row carries its own)
+    m.run_id,
+    m.created_at,
+    m.updated_at
+FROM analytics.company_activity_metrics AS m
+INNER JOIN dim.companies AS d
+    ON m.company_id = d.company_id;
 GO

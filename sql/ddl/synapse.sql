@@ -133,14 +133,10 @@ IF OBJECT_ID('dim.pk_dim_companies', 'PK') IS NULL
         PRIMARY KEY NONCLUSTERED (company_id) NOT ENFORCED');
 GO
 
-IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
-    CREATE TABLE analytics.company_activity_daily (
+IF OBJECT_ID('analytics.company_activity_metrics', 'U') IS NULL
+    CREATE TABLE analytics.company_activity_metrics (
         company_id VARCHAR(100) NOT NULL,
         activity_date DATE NOT NULL,
-        company_name NVARCHAR(400) NULL,
-        country NVARCHAR(100) NULL,
-        industry_tag NVARCHAR(100) NULL,
-        last_contact_at DATETIME2(6) NULL,
         active_users INT NOT NULL,
         events BIGINT NOT NULL,
         rolling_7d_active_users BIGINT NOT NULL,
@@ -153,11 +149,12 @@ IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
         active_users_wow_pct DECIMAL(18, 4) NULL,
         last_activity_date DATE NULL,
         days_since_last_activity INT NULL,
-        days_since_last_contact INT NULL,
         engagement_score DECIMAL(5, 1) NOT NULL,
-        is_churn_risk INT NOT NULL,
-        churn_risk_reasons VARCHAR(200) NULL,
-        data_quality_flag VARCHAR(200) NOT NULL,
+        has_inactive_14d INT NOT NULL,
+        has_usage_drop INT NOT NULL,
+        has_duplicate_source_records INT NOT NULL,
+        has_partial_window INT NOT NULL,
+        has_rejected_source_records INT NOT NULL,
         run_id VARCHAR(64) NOT NULL,
         created_at DATETIME2(6) NOT NULL,
         updated_at DATETIME2(6) NOT NULL
@@ -165,9 +162,9 @@ IF OBJECT_ID('analytics.company_activity_daily', 'U') IS NULL
     WITH (DISTRIBUTION = HASH (company_id), CLUSTERED COLUMNSTORE INDEX);
 GO
 
-IF OBJECT_ID('analytics.pk_analytics_company_activity_daily', 'PK') IS NULL
-    EXEC ('ALTER TABLE analytics.company_activity_daily
-        ADD CONSTRAINT pk_analytics_company_activity_daily
+IF OBJECT_ID('analytics.pk_analytics_company_activity_metrics', 'PK') IS NULL
+    EXEC ('ALTER TABLE analytics.company_activity_metrics
+        ADD CONSTRAINT pk_analytics_company_activity_metrics
         PRIMARY KEY NONCLUSTERED (company_id, activity_date) NOT ENFORCED');
 GO
 
@@ -272,4 +269,92 @@ IF OBJECT_ID('ops.pk_ops_rollbacks', 'PK') IS NULL
     EXEC ('ALTER TABLE ops.rollbacks
         ADD CONSTRAINT pk_ops_rollbacks
         PRIMARY KEY NONCLUSTERED (run_id, activity_date) NOT ENFORCED');
+GO
+
+IF OBJECT_ID('analytics.company_activity_daily', 'V') IS NULL
+    EXEC ('CREATE VIEW analytics.company_activity_daily AS
+SELECT
+    -- keys
+    m.company_id,
+    m.activity_date,
+    -- attributes (the dimension''s current values)
+    d.company_name,
+    d.country,
+    d.industry_tag,
+    d.last_contact_at,
+    -- daily measures
+    m.active_users,
+    m.events,
+    -- windows
+    m.rolling_7d_active_users,
+    m.rolling_30d_events,
+    m.active_days_30d,
+    m.activity_consistency_30d,
+    m.peak_active_users_30d,
+    m.usage_density,
+    m.active_users_dod_pct,
+    m.active_users_wow_pct,
+    m.last_activity_date,
+    m.days_since_last_activity,
+    CAST(
+        CASE
+            WHEN CAST(d.last_contact_at AS DATE) <= m.activity_date
+                THEN DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date)
+        END AS INT
+    ) AS days_since_last_contact,
+    m.engagement_score,
+    -- churn and quality: the stored window reasons and source flags plus the dimension''s
+    CAST(
+        CASE
+            WHEN
+                m.has_inactive_14d = 1
+                OR m.has_usage_drop = 1
+                OR (
+                    CAST(d.last_contact_at AS DATE) <= m.activity_date
+                    AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date) > 30
+                    AND m.active_days_30d <= 7
+                )
+                THEN 1
+            ELSE 0
+        END AS INT
+    ) AS is_churn_risk,
+    CAST(
+        NULLIF(
+            CONCAT_WS(
+                '','',
+                CASE WHEN m.has_inactive_14d = 1 THEN ''inactive_14d'' END,
+                CASE WHEN m.has_usage_drop = 1 THEN ''usage_drop'' END,
+                CASE
+                    WHEN
+                        CAST(d.last_contact_at AS DATE) <= m.activity_date
+                        AND DATEDIFF(DAY, CAST(d.last_contact_at AS DATE), m.activity_date) > 30
+                        AND m.active_days_30d <= 7
+                        THEN ''no_recent_contact''
+                END
+            ),
+            ''''
+        ) AS VARCHAR(200)
+    ) AS churn_risk_reasons,
+    CAST(
+        COALESCE(
+            NULLIF(
+                CONCAT_WS(
+                    '','',
+                    CASE WHEN m.has_duplicate_source_records = 1 THEN ''duplicate_source_records'' END,
+                    CASE WHEN d.crm_snapshot_date IS NULL THEN ''no_crm_record'' END,
+                    CASE WHEN m.has_partial_window = 1 THEN ''partial_window'' END,
+                    CASE WHEN m.has_rejected_source_records = 1 THEN ''rejected_source_records'' END
+                ),
+                ''''
+            ),
+            ''ok''
+        ) AS VARCHAR(200)
+    ) AS data_quality_flag,
+    -- lineage (of the metrics: the dimension row carries its own)
+    m.run_id,
+    m.created_at,
+    m.updated_at
+FROM analytics.company_activity_metrics AS m
+INNER JOIN dim.companies AS d
+    ON m.company_id = d.company_id');
 GO

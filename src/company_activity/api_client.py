@@ -297,6 +297,8 @@ def _page_key(value: int | str) -> str:
 
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\n\r]*")
+_WS_CHARS = frozenset(" \t\n\r")
+_ITEM_ENDS = frozenset(",]")
 
 
 class _Malformed(ValueError):
@@ -327,12 +329,9 @@ def parse_page(body: bytes, day: date, number: int) -> tuple[list[bytes], int | 
         ) from None
     # Raw line breaks inside an item can only be whitespace between tokens (JSON escapes them
     # in strings), so spaces keep the item's meaning and put it on one line.
-    lines = [
-        (
-            item.replace("\r", " ").replace("\n", " ") if "\n" in item or "\r" in item else item
-        ).encode("utf-8")
-        for item in items
-    ]
+    if "\n" in text or "\r" in text:  # rare in the items of a compact page: look only then
+        items = [item.replace("\r", " ").replace("\n", " ") for item in items]
+    lines = [item.encode("utf-8") for item in items]
     if next_page is not None and (
         isinstance(next_page, bool)
         or not isinstance(next_page, int | str)
@@ -401,17 +400,26 @@ def _scan_page(text: str) -> tuple[list[str], object]:
 
 
 def _scan_items(text: str, pos: int) -> tuple[list[str], int]:
+    """The items of the list at text[pos] ('['), each as its source text, and the end.
+
+    Called for every item of every page, so whitespace is only looked for where a compact page
+    could have some.
+    """
     spans: list[str] = []
     pos = _skip(text, pos + 1)
     if text[pos : pos + 1] == "]":
         return spans, pos + 1
     while True:
-        start = pos
-        value, pos = _DECODER.raw_decode(text, pos)
-        if not isinstance(value, dict):
+        value, end = _DECODER.raw_decode(text, pos)
+        if type(value) is not dict:
             raise _Malformed(f"item {len(spans) + 1} is not a JSON object")
-        spans.append(text[start:pos])
-        pos = _skip(text, pos)
-        if _expect(text, pos, ",]") == "]":
-            return spans, pos + 1
-        pos = _skip(text, pos + 1)
+        spans.append(text[pos:end])
+        after = text[end : end + 1]
+        if after not in _ITEM_ENDS:
+            end = _skip(text, end)
+            after = _expect(text, end, ",]")
+        if after == "]":
+            return spans, end + 1
+        pos = end + 1
+        if text[pos : pos + 1] in _WS_CHARS:
+            pos = _skip(text, pos)

@@ -1,12 +1,24 @@
-"""Render the DDL for each engine from the table declarations in schema.py.
+"""Render the DDL for each engine from the table and view declarations in schema.py.
 
 DDL does not transpile (dialect contract, rule 23), so it is generated per engine instead,
-always guarded so that running it again creates only what is missing.
+always guarded so that running it again creates only what is missing. A view's SELECT does
+transpile: it is T-SQL in sql/views/, run as written on Azure SQL and through the warehouse's
+strict sqlglot path on DuckDB.
 """
 
 from __future__ import annotations
 
-from company_activity.schema import SCHEMAS, TABLES, Column, Table, duckdb_type
+import re
+from pathlib import Path
+
+from company_activity.errors import SqlContractError
+from company_activity.schema import SCHEMAS, TABLES, VIEWS, Column, Table, View, duckdb_type
+from company_activity.warehouse.tsql import split_batches, to_qmark, transpile_batch
+
+# sql/ at the repository root (the package is installed editable from the checkout).
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+_HEADER_COMMENT = re.compile(r"\A(?:[ \t]*(?:--[^\n]*)?\n)+")
 
 
 def _column_tsql(column: Column) -> str:
@@ -70,13 +82,54 @@ def add_column(engine: str, table: Table, column: Column) -> str:
     )
 
 
+def drop_table(name: str) -> str:
+    """DROP TABLE, the same on every engine (only for a migration that moved the rows first)."""
+    return f"DROP TABLE {name};"
+
+
+def view_query(view: View, sql_dir: Path = SQL_DIR) -> str:
+    """The view's T-SQL SELECT from its file, without the header comment or a final ';'.
+
+    Raises SqlContractError unless the file holds one batch without parameters: a view
+    cannot take them.
+    """
+    text = (sql_dir / view.query_file).read_text(encoding="utf-8")
+    batches = split_batches(_HEADER_COMMENT.sub("", text))
+    if len(batches) != 1:
+        raise SqlContractError(
+            f"sql/{view.query_file} holds {len(batches)} batches; a view file is one SELECT"
+        )
+    query = batches[0].rstrip().rstrip(";").rstrip()
+    if to_qmark(query)[1]:
+        raise SqlContractError(
+            f"sql/{view.query_file} uses @parameters; a view cannot take them: filter when "
+            "reading the view instead"
+        )
+    return query
+
+
+def create_view(engine: str, view: View, sql_dir: Path = SQL_DIR) -> str:
+    """Create the view, or replace its definition when it exists (it holds no rows)."""
+    query = view_query(view, sql_dir)
+    if engine == "duckdb":
+        statements = transpile_batch(query)
+        if len(statements) != 1:
+            raise SqlContractError(f"sql/{view.query_file} must hold exactly one SELECT")
+        return f"CREATE OR REPLACE VIEW {view.name} AS\n{statements[0].sql};"
+    # CREATE VIEW must start its batch; CREATE OR ALTER keeps permissions granted on it.
+    return f"CREATE OR ALTER VIEW {view.name} AS\n{query};"
+
+
 def full_tsql_script() -> str:
     """The whole schema as one T-SQL script (sql/ddl/azure_sql.sql is this, checked in)."""
     parts = [
         "-- Generated from src/company_activity/schema.py by `company-activity ddl`.",
         "-- Do not edit by hand: tests fail when this file and the declarations disagree.",
-        "-- Creates only what is missing; never drops anything.",
+        "-- Creates only what is missing and (re)defines the views; never drops anything.\n"
+        "-- A database whose analytics.company_activity_daily is still a table (schema\n"
+        "-- version 1) upgrades with `company-activity init-db`, which moves its rows first.",
     ]
     parts.extend(create_schema("azuresql", s) + "\nGO" for s in SCHEMAS)
     parts.extend(create_table("azuresql", t) + "\nGO" for t in TABLES)
+    parts.extend(create_view("azuresql", v) + "\nGO" for v in VIEWS)
     return "\n\n".join(parts) + "\n"

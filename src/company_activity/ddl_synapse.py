@@ -11,13 +11,15 @@ and not in the sql/ files (dialect contract, "Targets beyond Azure SQL Database"
   columnstore does not support in dedicated pools: they are HEAP (the staging tables, which
   are written per date and read once by the merges, are a good fit for heaps anyway);
 - primary keys are declared `NONCLUSTERED ... NOT ENFORCED`, the only form dedicated pools
-  accept: the optimizer uses them, nothing checks them, so the merges' uniqueness tests matter.
+  accept: the optimizer uses them, nothing checks them, so the merges' uniqueness tests matter;
+- views: dedicated pools have CREATE VIEW but no CREATE OR ALTER, so a view is created through
+  EXEC when it is missing (to change one, drop it first; this script never drops).
 """
 
 from __future__ import annotations
 
-from company_activity.ddl import create_schema
-from company_activity.schema import CALENDAR, SCHEMAS, TABLES, Column, Table
+from company_activity.ddl import create_schema, view_query
+from company_activity.schema import CALENDAR, SCHEMAS, TABLES, VIEWS, Column, Table, View
 
 # Small tables every distribution reads: a full copy on each compute node.
 REPLICATED: frozenset[str] = frozenset({CALENDAR.name})
@@ -74,6 +76,17 @@ def add_primary_key(table: Table) -> str:
     )
 
 
+def create_view(view: View) -> str:
+    """CREATE VIEW for a dedicated pool, only when the view does not exist."""
+    # CREATE VIEW must start its batch, so the guarded form runs it through EXEC: the
+    # SELECT becomes a string literal, its quotes doubled.
+    query = view_query(view).replace("'", "''")
+    return (
+        f"IF OBJECT_ID('{view.name}', 'V') IS NULL\n"
+        f"    EXEC ('CREATE VIEW {view.name} AS\n{query}');"
+    )
+
+
 def full_script() -> str:
     """The whole schema for a dedicated pool (sql/ddl/synapse.sql is this, checked in)."""
     parts = [
@@ -87,4 +100,5 @@ def full_script() -> str:
         body.append(create_table(table) + "\nGO")
         if table.primary_key:
             body.append(add_primary_key(table) + "\nGO")
+    body.extend(create_view(view) + "\nGO" for view in VIEWS)
     return "\n".join(parts) + "\n\n" + "\n\n".join(body) + "\n"

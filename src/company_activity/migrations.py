@@ -1,9 +1,9 @@
 """Versioned schema migrations, recorded in ops.schema_migrations.
 
-Each migration is a list of operations that create only what is missing, so a database at
-any version reaches the latest one without losing a row. A migration and its record commit
-together. Add a new Migration at the end of MIGRATIONS for every schema change; never edit
-an applied one.
+Each migration is a list of operations that create only what is missing (a table is dropped
+only by the operation that moved its rows first), so a database at any version reaches the
+latest one without losing a row. A migration and its record commit together. Add a new
+Migration at the end of MIGRATIONS for every schema change; never edit an applied one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from company_activity import ddl
-from company_activity.schema import CALENDAR, SCHEMA_MIGRATIONS, SCHEMAS, TABLES, Table, table
+from company_activity.schema import (
+    CALENDAR,
+    COMPANY_ACTIVITY_DAILY,
+    COMPANY_ACTIVITY_METRICS,
+    SCHEMA_MIGRATIONS,
+    SCHEMAS,
+    TABLES,
+    Table,
+    View,
+    table,
+)
 from company_activity.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
@@ -66,7 +76,90 @@ class FillCalendar:
         wh.insert_rows(CALENDAR.name, ("calendar_date",), ((d,) for d in days if d not in present))
 
 
-Operation = CreateTable | AddColumn | FillCalendar
+@dataclass(frozen=True)
+class CreateView:
+    """Create a view from its declared SELECT, or replace its definition (it holds no rows)."""
+
+    view: View
+
+    def apply(self, wh: Warehouse) -> None:
+        wh.execute_native(ddl.create_view(wh.engine, self.view))
+
+
+@dataclass(frozen=True)
+class MoveRowsAndDropTable:
+    """Copy a base table's rows with one INSERT ... SELECT (T-SQL), then drop the table.
+
+    Does nothing unless `source` is a base table: on a new database, or one already moved,
+    the name is free or belongs to a view. Copy and drop share the migration's transaction,
+    so a failed copy drops nothing.
+    """
+
+    source: str
+    copy_sql: str
+
+    def apply(self, wh: Warehouse) -> None:
+        if not is_base_table(wh, self.source):
+            return
+        copied = wh.execute(self.copy_sql)
+        wh.execute_native(ddl.drop_table(self.source))
+        log.info("moved %s row(s) out of %s and dropped it", copied, self.source)
+
+
+@dataclass(frozen=True)
+class DropProcedure:
+    """Drop a stored procedure that is no longer rendered from sql/ (Azure SQL only)."""
+
+    name: str
+
+    def apply(self, wh: Warehouse) -> None:
+        if wh.engine == "azuresql":  # the local engine has no procedures
+            wh.execute_native(f"DROP PROCEDURE IF EXISTS {self.name};")
+
+
+Operation = (
+    CreateTable | AddColumn | FillCalendar | CreateView | MoveRowsAndDropTable | DropProcedure
+)
+
+
+def is_base_table(wh: Warehouse, name: str) -> bool:
+    """True when schema.name is a table (not a view, not missing)."""
+    schema, short = name.split(".")
+    count = wh.scalar(
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = @schema AND table_name = @name AND table_type = 'BASE TABLE'",
+        {"schema": schema, "name": short},
+    )
+    return bool(count)
+
+
+# Version 1 stored the daily rows with their attributes and final churn reasons and flags;
+# the metrics table keeps what does not depend on the dimension. The usage-only reasons and
+# flags are read back from the stored lists (no_recent_contact and no_crm_record are left
+# out: the view derives them from the dimension again). The tokens never contain one another,
+# so a LIKE finds each exactly.
+_V1_DAILY_TO_METRICS = """
+INSERT INTO analytics.company_activity_metrics (
+    company_id, activity_date, active_users, events, rolling_7d_active_users,
+    rolling_30d_events, active_days_30d, activity_consistency_30d, peak_active_users_30d,
+    usage_density, active_users_dod_pct, active_users_wow_pct, last_activity_date,
+    days_since_last_activity, engagement_score, has_inactive_14d, has_usage_drop,
+    has_duplicate_source_records, has_partial_window, has_rejected_source_records,
+    run_id, created_at, updated_at
+)
+SELECT
+    a.company_id, a.activity_date, a.active_users, a.events, a.rolling_7d_active_users,
+    a.rolling_30d_events, a.active_days_30d, a.activity_consistency_30d,
+    a.peak_active_users_30d, a.usage_density, a.active_users_dod_pct, a.active_users_wow_pct,
+    a.last_activity_date, a.days_since_last_activity, a.engagement_score,
+    CASE WHEN a.churn_risk_reasons LIKE '%inactive_14d%' THEN 1 ELSE 0 END,
+    CASE WHEN a.churn_risk_reasons LIKE '%usage_drop%' THEN 1 ELSE 0 END,
+    CASE WHEN a.data_quality_flag LIKE '%duplicate_source_records%' THEN 1 ELSE 0 END,
+    CASE WHEN a.data_quality_flag LIKE '%partial_window%' THEN 1 ELSE 0 END,
+    CASE WHEN a.data_quality_flag LIKE '%rejected_source_records%' THEN 1 ELSE 0 END,
+    a.run_id, a.created_at, a.updated_at
+FROM analytics.company_activity_daily AS a
+"""
 
 
 @dataclass(frozen=True)
@@ -83,6 +176,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             *(CreateTable(t) for t in TABLES if t is not SCHEMA_MIGRATIONS),
             FillCalendar(CALENDAR_START, CALENDAR_END),
+        ),
+    ),
+    # Migration 1 now creates the current tables on a new database (the metrics table, not
+    # the version-1 analytics table), so there the move finds nothing; a version-1 database
+    # has its rows moved. Both end with the same objects.
+    Migration(
+        2,
+        "analytics.company_activity_daily becomes a view over company_activity_metrics "
+        "and dim.companies (attributes SCD1 without rewriting rows)",
+        (
+            CreateTable(COMPANY_ACTIVITY_METRICS),
+            MoveRowsAndDropTable(COMPANY_ACTIVITY_DAILY.name, _V1_DAILY_TO_METRICS),
+            CreateView(COMPANY_ACTIVITY_DAILY),
+            DropProcedure("ops.usp_restate_company_attributes"),
         ),
     ),
 )

@@ -1,5 +1,9 @@
 """The company-activity model: dim.companies and analytics.company_activity_daily.
 
+The daily rows are the view analytics.company_activity_daily: the metrics table
+analytics.company_activity_metrics (what does not depend on the dimension) joined with
+dim.companies, so the attributes are SCD1 without rewriting any row (sql/views/).
+
 The logic is T-SQL in sql/ (one batch per file, each a stored procedure on Azure SQL); this
 module checks the preconditions, runs the files through the warehouse runner with
 @start_date/@end_date, @run_ts and @run_id bound, and records each merge in ops.merge_audits.
@@ -27,9 +31,9 @@ log = logging.getLogger(__name__)
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 # Files per step, in the order they run (each is one stored procedure on Azure SQL).
-# merge_dimension: the CRM snapshot into dim.companies, then its attributes onto analytics.
-DIMENSION_FILES: tuple[str, ...] = ("merge_dimension.sql", "restate_company_attributes.sql")
-# merge_analytics: companies first seen in usage into dim.companies, then the daily rows.
+# merge_dimension: the CRM snapshot into dim.companies (the view shows it on every row).
+DIMENSION_FILES: tuple[str, ...] = ("merge_dimension.sql",)
+# merge_analytics: companies first seen in usage into dim.companies, then the daily metrics.
 ANALYTICS_FILES: tuple[str, ...] = ("merge_usage_companies.sql", "populate_analytics.sql")
 
 DIMENSION_TARGET = "dim.companies"
@@ -106,7 +110,7 @@ def require_usage_loaded(wh: Warehouse, start: date, end: date) -> None:
 def merge_dimension(wh: Warehouse, day: date, run_id: str, run_ts: datetime) -> int:
     """Merge the day's CRM snapshot into dim.companies, when one was loaded; return rows written.
 
-    Attribute changes reach every analytics row of the company in the same transaction.
+    Attribute changes reach every analytics row of the company through the view, unwritten.
     """
     if not crm_loaded(wh, day):
         log.info("no CRM snapshot loaded for %s; dimension unchanged", day)
@@ -186,7 +190,7 @@ def _restate_merged_grid(wh: Warehouse, start: date, run_id: str, run_ts: dateti
     from `start` on (the daily run, a fresh backfill), there is nothing to restate.
     """
     last_merged = wh.scalar(
-        "SELECT MAX(a.activity_date) FROM analytics.company_activity_daily AS a"
+        "SELECT MAX(a.activity_date) FROM analytics.company_activity_metrics AS a"
     )
     if last_merged is None or _as_date(last_merged) < start:
         return 0

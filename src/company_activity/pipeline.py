@@ -7,11 +7,12 @@ idempotent, so rerunning the same command after any failure finishes the job wit
 duplicates. Dates already completed are skipped unless forced.
 
 A backfill (RANGE_MIN_DATES or more pending dates, when range steps are wired) runs the same
-steps with the two merges set-based over the whole range: every date's check, loads and fetch
-first, then merge_dimension and merge_analytics once for the range (logged against each
-date), then validate per date. The model is order independent, so the tables are the same as
-date by date; the merges cost one pass over the range instead of one lookback per date
-(docs/performance.md).
+steps with the two merges set-based over a chunk of dates at a time (RANGE_CHUNK_DATES): the
+chunk's checks, loads and fetches first, then merge_dimension and merge_analytics once for the
+chunk (logged against each date), then validate per date, then the next chunk. The model is
+order independent, so the tables are the same as date by date; the merges cost one pass over
+each chunk instead of one lookback per date, and a chunk's grid stays small enough to be
+merged in memory (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ STEP_BACKOFF_INITIAL = 2.0  # seconds before the first retry of a step
 STEP_BACKOFF_MAX = 60.0
 # From this many pending dates on, the merges run once over the range (see the docstring).
 RANGE_MIN_DATES = 8
+# Pending dates merged together in the backfill path. A chunk's merge reads its dates plus the
+# 44-day lookback: a month keeps that grid (companies x 75 days) in memory where a year's
+# (companies x 409 days) spilled to disk, and loads only what the chunk merges.
+RANGE_CHUNK_DATES = 31
 # Steps that may run once over a date range, in pipeline order.
 RANGE_STEPS: tuple[str, ...] = (step_names.MERGE_DIMENSION, step_names.MERGE_ANALYTICS)
 
@@ -121,6 +126,7 @@ class PipelineRunner:
         on_date_done: Callable[[DateResult], None] | None = None,
         range_steps: Mapping[str, RangeStepFn] | None = None,
         range_min_dates: int = RANGE_MIN_DATES,
+        range_chunk_dates: int = RANGE_CHUNK_DATES,
     ) -> None:
         missing = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY and s not in steps]
         if missing:
@@ -137,6 +143,7 @@ class PipelineRunner:
         if self.range_steps and set(self.range_steps) != set(RANGE_STEPS):
             raise TerminalError(f"range steps must be exactly: {', '.join(RANGE_STEPS)}")
         self.range_min_dates = max(2, range_min_dates)
+        self.range_chunk_dates = max(2, range_chunk_dates)
         self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
 
     def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
@@ -177,38 +184,56 @@ class PipelineRunner:
         return results
 
     def _run_range(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
-        """The backfill path: per-date loads, range merges, per-date validation."""
+        """The backfill path: chunk by chunk, per-date loads, range merges, per-date validation."""
         by_day = {day: DateResult(day, "skipped" if day in done else "succeeded") for day in dates}
-        loaded: list[date] = []
+        pending = [d for d in dates if d not in done]
+        stopped: DateResult | None = None
+        results: list[DateResult] = []
+        reported = 0
+        for first in range(0, len(pending), self.range_chunk_dates):
+            chunk = pending[first : first + self.range_chunk_dates]
+            stopped = self._run_chunk(chunk, by_day)
+            # Report every date up to the chunk's last (skipped ones included) as it finishes.
+            upto = dates.index(chunk[-1]) + 1
+            for day in dates[reported:upto]:
+                result = by_day[day]
+                results.append(result)
+                last = stopped is None and day == end
+                if result is stopped or (last and result.status != "skipped"):
+                    self._notify(day, result)
+                if self.on_date_done:
+                    self.on_date_done(result)
+                if result is stopped:
+                    return results
+            reported = upto
+        for day in dates[reported:]:  # skipped dates after the last pending one
+            results.append(by_day[day])
+            if self.on_date_done:
+                self.on_date_done(by_day[day])
+        return results
+
+    def _run_chunk(
+        self, chunk: Sequence[date], by_day: Mapping[date, DateResult]
+    ) -> DateResult | None:
+        """One chunk of pending dates; returns the date that stopped the run, if one did."""
         per_date = [s for s in step_names.STEP_NAMES if s not in (*RANGE_STEPS, step_names.NOTIFY)]
         before_merge = per_date[: per_date.index(step_names.VALIDATE)]
+        loaded: list[date] = []
         stopped: DateResult | None = None
-        for day in (d for d in dates if d not in done):
+        for day in chunk:
             if not self._run_steps(by_day[day], before_merge):
                 stopped = by_day[day]
                 break
             loaded.append(day)
-        if loaded:
-            for name in RANGE_STEPS:
-                if not self._run_range_step(loaded, name, by_day):
-                    stopped = by_day[loaded[0]]
-                    break
-            else:
-                for day in loaded:
-                    if not self._run_steps(by_day[day], (step_names.VALIDATE,)):
-                        stopped = by_day[day]
-                        break
-        results: list[DateResult] = []
-        for day in dates:
-            result = by_day[day]
-            results.append(result)
-            if result is stopped or (stopped is None and day == end and result.status != "skipped"):
-                self._notify(day, result)
-            if self.on_date_done:
-                self.on_date_done(result)
-            if result is stopped:
-                break
-        return results
+        if not loaded:
+            return stopped
+        for name in RANGE_STEPS:
+            if not self._run_range_step(loaded, name, by_day):
+                return by_day[loaded[0]]
+        for day in loaded:
+            if not self._run_steps(by_day[day], (step_names.VALIDATE,)):
+                return by_day[day]
+        return stopped
 
     def _run_steps(self, result: DateResult, names: Sequence[str]) -> bool:
         """Run these steps of one date in order; False (result marked failed) on a failure."""

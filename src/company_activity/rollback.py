@@ -1,5 +1,8 @@
 """Roll one date back: delete its analytics rows (optionally its staging rows) and record it.
 
+The analytics rows live in analytics.company_activity_metrics; the view
+analytics.company_activity_daily shows them, so deleting there removes the date's rows.
+
 After a rollback the date is ready for a re-run: `company-activity merge` for the date (after
 reloading it, when staging was removed too) rebuilds its rows and restates the later days.
 docs/rollback.md is the runbook.
@@ -61,7 +64,7 @@ def rollback(
     params = {"run_date": day}
     with wh.transaction():
         analytics = wh.execute(
-            "DELETE FROM analytics.company_activity_daily "
+            "DELETE FROM analytics.company_activity_metrics "
             "WHERE activity_date = CAST(@run_date AS DATE)",
             params,
         )

@@ -30,23 +30,11 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Table:
-    """One table: schema-qualified name, columns and primary key.
-
-    `duckdb_enforces_key` False: the embedded engine gets no PRIMARY KEY constraint. For the
-    big tables whose keys are unique by construction (a date's staging rows are replaced whole,
-    MERGE sources are deduplicated, and validate checks the keys) DuckDB's key index costs
-    most of the write time (docs/performance.md); Azure SQL and Synapse keep the key.
-    """
+class Relation:
+    """What tables and views share: a schema-qualified name and the declared columns."""
 
     name: str
     columns: tuple[Column, ...]
-    primary_key: tuple[str, ...] = ()
-    description: str = ""
-    duckdb_enforces_key: bool = True
-    #: Extra nonclustered indexes (column lists), Azure SQL only: DuckDB scans columnar
-    #: segments with min/max pruning and would only pay for an index on every insert.
-    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def schema(self) -> str:
@@ -62,6 +50,37 @@ class Table:
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True)
+class Table(Relation):
+    """One table: schema-qualified name, columns and primary key.
+
+    `duckdb_enforces_key` False: the embedded engine gets no PRIMARY KEY constraint. For the
+    big tables whose keys are unique by construction (a date's staging rows are replaced whole,
+    MERGE sources are deduplicated, and validate checks the keys) DuckDB's key index costs
+    most of the write time (docs/performance.md); Azure SQL and Synapse keep the key.
+    """
+
+    primary_key: tuple[str, ...] = ()
+    description: str = ""
+    duckdb_enforces_key: bool = True
+    #: Extra nonclustered indexes (column lists), Azure SQL only: DuckDB scans columnar
+    #: segments with min/max pruning and would only pay for an index on every insert.
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class View(Relation):
+    """One view: the columns its readers see and the file under sql/ holding its SELECT.
+
+    The SELECT is T-SQL kept once (dialect contract); ddl.py renders it as CREATE VIEW for
+    each engine. Its CASTs give each column the declared type, and a test proves DuckDB's
+    information_schema agrees (a view's columns are all nullable there).
+    """
+
+    query_file: str = ""
+    description: str = ""
 
 
 def _c(name: str, sql_type: str, nullable: bool = True, description: str = "") -> Column:
@@ -173,7 +192,48 @@ COMPANIES = Table(
     "Company master (SCD1)",
 )
 
-COMPANY_ACTIVITY_DAILY = Table(
+# The measures, windows and lineage of a company's day: everything that does not depend on
+# the dimension, so a CRM change never rewrites it (the view below joins the attributes).
+COMPANY_ACTIVITY_METRICS = Table(
+    "analytics.company_activity_metrics",
+    (
+        # keys
+        _c("company_id", COMPANY_ID, False),
+        _c("activity_date", "DATE", False),
+        # daily measures
+        _c("active_users", "INT", False),
+        _c("events", "BIGINT", False),
+        # windows
+        _c("rolling_7d_active_users", "BIGINT", False),
+        _c("rolling_30d_events", "BIGINT", False),
+        _c("active_days_30d", "INT", False),
+        _c("activity_consistency_30d", "DECIMAL(9,4)", False),
+        _c("peak_active_users_30d", "INT", False),
+        _c("usage_density", "DECIMAL(18,4)"),
+        _c("active_users_dod_pct", "DECIMAL(18,4)"),
+        _c("active_users_wow_pct", "DECIMAL(18,4)"),
+        _c("last_activity_date", "DATE"),
+        _c("days_since_last_activity", "INT"),
+        _c("engagement_score", "DECIMAL(5,1)", False),
+        # the churn reasons and quality flags that follow from usage alone (1 or 0)
+        _c("has_inactive_14d", "INT", False, "churn reason inactive_14d"),
+        _c("has_usage_drop", "INT", False, "churn reason usage_drop"),
+        _c("has_duplicate_source_records", "INT", False, "flag duplicate_source_records"),
+        _c("has_partial_window", "INT", False, "flag partial_window"),
+        _c("has_rejected_source_records", "INT", False, "flag rejected_source_records"),
+        # lineage
+        _c("run_id", RUN_ID, False),
+        _c("created_at", TS, False),
+        _c("updated_at", TS, False),
+    ),
+    ("company_id", "activity_date"),
+    "One row per company per loaded day: what does not depend on the dimension",
+    duckdb_enforces_key=False,
+    # The merges look up "the latest merged day" and one day's rows: a seek, not a scan.
+    indexes=(("activity_date",),),
+)
+
+COMPANY_ACTIVITY_DAILY = View(
     "analytics.company_activity_daily",
     (
         # keys
@@ -204,16 +264,13 @@ COMPANY_ACTIVITY_DAILY = Table(
         _c("is_churn_risk", "INT", False, "1 when any churn reason applies"),
         _c("churn_risk_reasons", "VARCHAR(200)"),
         _c("data_quality_flag", "VARCHAR(200)", False),
-        # lineage
+        # lineage (of the metrics row)
         _c("run_id", RUN_ID, False),
         _c("created_at", TS, False),
         _c("updated_at", TS, False),
     ),
-    ("company_id", "activity_date"),
-    "One row per company per calendar day",
-    duckdb_enforces_key=False,
-    # The merges look up "the latest merged day" and one day's rows: a seek, not a scan.
-    indexes=(("activity_date",),),
+    query_file="views/company_activity_daily.sql",
+    description="One row per company per calendar day: metrics with the current attributes",
 )
 
 SCHEMA_MIGRATIONS = Table(
@@ -317,13 +374,16 @@ TABLES: tuple[Table, ...] = (
     PRODUCT_USAGE,
     QUARANTINE,
     COMPANIES,
-    COMPANY_ACTIVITY_DAILY,
+    COMPANY_ACTIVITY_METRICS,
     PIPELINE_RUNS,
     STEP_RUNS,
     LOAD_AUDITS,
     MERGE_AUDITS,
     ROLLBACKS,
 )
+
+# Views, created after every table (they read them).
+VIEWS: tuple[View, ...] = (COMPANY_ACTIVITY_DAILY,)
 
 SCHEMAS: tuple[str, ...] = ("stg", "dim", "analytics", "ops")
 

@@ -284,3 +284,8 @@ def lint_file(path: str | Path) -> list[Violation]:
 def transform_files(sql_dir: str | Path) -> list[Path]:
     """The transform files: top-level *.sql in sql/ (generated DDL lives in sql/ddl/)."""
     return sorted(Path(sql_dir).glob("*.sql"))
+
+
+def view_files(sql_dir: str | Path) -> list[Path]:
+    """The views' SELECTs, sql/views/*.sql: linted like transforms, but no procedures."""
+    return sorted((Path(sql_dir) / "views").glob("*.sql"))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.sqllint import lint_file, transform_files
+from company_activity.sqllint import lint_file, transform_files, view_files
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -16,12 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "lint-sql", help="check T-SQL transform files against the dialect contract"
     )
-    parser.add_argument("paths", nargs="*", help="files to check (default: sql/*.sql)")
+    parser.add_argument(
+        "paths", nargs="*", help="files to check (default: sql/*.sql and sql/views/*.sql)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    paths = [Path(p) for p in args.paths] or transform_files("sql")
+    paths = [Path(p) for p in args.paths] or [*transform_files("sql"), *view_files("sql")]
     found = 0
     for path in paths:
         for violation in lint_file(path):

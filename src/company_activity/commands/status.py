@@ -1,4 +1,4 @@
-"""`company-activity status`: where the warehouse is and how many rows each table holds."""
+"""`company-activity status`: where the warehouse is and how many rows each table shows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.migrations import applied_versions
-from company_activity.schema import TABLES
+from company_activity.schema import TABLES, VIEWS
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if not versions:
             print("no schema yet: run `company-activity init-db`")
             return 1
-        for declared in TABLES:
+        for declared in (*TABLES, *VIEWS):
             count = wh.scalar(f"SELECT COUNT(*) FROM {declared.name}")
             print(f"  {declared.name:<40} {count:>12,} rows")
     return 0

@@ -52,11 +52,11 @@ def replace_date(
     clock: Callable[[], datetime],
 ) -> LoadResult:
     """Run one load of `target` for `day`; return its audit, or raise after auditing a failure."""
-    for needed in (target.table.name, "stg.quarantine", "ops.load_audits"):
-        if not wh.table_exists(needed):
-            raise ConfigError(
-                f"table {needed} does not exist; run `company-activity init-db` first."
-            )
+    missing = wh.missing_tables((target.table.name, "stg.quarantine", "ops.load_audits"))
+    if missing:
+        raise ConfigError(
+            f"table {missing[0]} does not exist; run `company-activity init-db` first."
+        )
     started = clock()
     tally = Tally()
     params = {
@@ -112,16 +112,14 @@ def _delete_date(wh: Warehouse, target: Target, day: date) -> None:
 
 
 def _counts(wh: Warehouse, target: Target, day: date) -> tuple[int, int]:
-    staged = wh.scalar(
-        f"SELECT COUNT(*) FROM {target.table.name} "
-        f"WHERE {target.date_column} = CAST(@file_date AS DATE)",
-        {"file_date": day},
-    )
-    rejected = wh.scalar(
-        "SELECT COUNT(*) FROM stg.quarantine "
-        "WHERE source = @source AND file_date = CAST(@file_date AS DATE)",
+    rows = wh.query(
+        f"SELECT (SELECT COUNT(*) FROM {target.table.name} "
+        f"WHERE {target.date_column} = CAST(@file_date AS DATE)), "
+        "(SELECT COUNT(*) FROM stg.quarantine "
+        "WHERE source = @source AND file_date = CAST(@file_date AS DATE))",
         {"source": target.source, "file_date": day},
     )
+    staged, rejected = rows[0]
     return int(staged or 0), int(rejected or 0)
 
 

@@ -15,7 +15,6 @@ import json
 import re
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from company_activity.schema import CRM_COMPANIES, PRODUCT_USAGE
 
@@ -323,21 +322,16 @@ def strict_json_error(line: str) -> str | None:
     return None
 
 
-def apply_strict_json(checked: pa.Table) -> pa.Table:
-    """Reject the suspect lines (see LENIENT_JSON) that strict JSON refuses."""
-    if "suspect" not in checked.column_names:
-        return checked
-    suspects = pc.indices_nonzero(checked["suspect"].combine_chunks().fill_null(False))
-    if len(suspects) == 0:
-        return checked
-    reasons = checked["reason"].to_pylist()
-    ids = checked["q_company_id"].to_pylist()
-    for index in suspects.to_pylist():
-        reasons[index] = strict_json_error(checked["raw_json"][index].as_py())
-        if reasons[index] is not None:
-            # Every other rule held, so the canonical id is a valid one.
-            ids[index] = checked["company_id"][index].as_py()
-    for name, values in (("reason", reasons), ("q_company_id", ids)):
-        position = checked.column_names.index(name)
-        checked = checked.set_column(position, name, pa.array(values, pa.string()))
-    return checked
+def strict_json_verdicts(suspects: pa.Table) -> pa.Table:
+    """The suspect lines (see LENIENT_JSON) that strict JSON refuses, as (row_id, reason).
+
+    `suspects` holds a row id and the raw line in its first two columns.
+    """
+    ids: list[int] = []
+    reasons: list[str] = []
+    for row_id, line in zip(*(column.to_pylist() for column in suspects.columns[:2]), strict=True):
+        reason = strict_json_error(line)
+        if reason is not None:
+            ids.append(row_id)
+            reasons.append(reason)
+    return pa.table({"row_id": pa.array(ids, pa.int64()), "reason": pa.array(reasons, pa.string())})

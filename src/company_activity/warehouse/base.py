@@ -124,6 +124,14 @@ class Warehouse(abc.ABC):
         )
         return bool(count)
 
+    def missing_tables(self, tables: Sequence[str]) -> list[str]:
+        """The tables of `tables` (schema.table) that do not exist, in the order given."""
+        found = {
+            f"{r[0]}.{r[1]}"
+            for r in self.query("SELECT table_schema, table_name FROM information_schema.tables")
+        }
+        return [t for t in tables if t not in found]
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
