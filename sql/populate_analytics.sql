@@ -257,46 +257,38 @@ USING (
         AND tgt.activity_date = src.activity_date
         -- every source row is on or after @start_date: lets the engine skip older rows
         AND tgt.activity_date >= CAST(@start_date AS DATE)
-WHEN MATCHED AND EXISTS (
-    SELECT
-        src.active_users,
-        src.events,
-        src.rolling_7d_active_users,
-        src.rolling_30d_events,
-        src.active_days_30d,
-        src.activity_consistency_30d,
-        src.peak_active_users_30d,
-        src.usage_density,
-        src.active_users_dod_pct,
-        src.active_users_wow_pct,
-        src.last_activity_date,
-        src.days_since_last_activity,
-        src.engagement_score,
-        src.has_inactive_14d,
-        src.has_usage_drop,
-        src.has_duplicate_source_records,
-        src.has_partial_window,
-        src.has_rejected_source_records
-    EXCEPT
-    SELECT
-        tgt.active_users,
-        tgt.events,
-        tgt.rolling_7d_active_users,
-        tgt.rolling_30d_events,
-        tgt.active_days_30d,
-        tgt.activity_consistency_30d,
-        tgt.peak_active_users_30d,
-        tgt.usage_density,
-        tgt.active_users_dod_pct,
-        tgt.active_users_wow_pct,
-        tgt.last_activity_date,
-        tgt.days_since_last_activity,
-        tgt.engagement_score,
-        tgt.has_inactive_14d,
-        tgt.has_usage_drop,
-        tgt.has_duplicate_source_records,
-        tgt.has_partial_window,
-        tgt.has_rejected_source_records
+-- Null-safe "some value differs", column by column: EXISTS (SELECT src.. EXCEPT SELECT
+-- tgt..) says the same, but DuckDB plans it as hash aggregates over every column of
+-- every source row, which was most of a backfill's merge (docs/performance.md).
+WHEN MATCHED AND (
+    tgt.active_users <> src.active_users
+    OR tgt.events <> src.events
+    OR tgt.rolling_7d_active_users <> src.rolling_7d_active_users
+    OR tgt.rolling_30d_events <> src.rolling_30d_events
+    OR tgt.active_days_30d <> src.active_days_30d
+    OR tgt.activity_consistency_30d <> src.activity_consistency_30d
+    OR tgt.peak_active_users_30d <> src.peak_active_users_30d
+    OR tgt.usage_density <> src.usage_density
+    OR (tgt.usage_density IS NULL AND src.usage_density IS NOT NULL)
+    OR (tgt.usage_density IS NOT NULL AND src.usage_density IS NULL)
+    OR tgt.active_users_dod_pct <> src.active_users_dod_pct
+    OR (tgt.active_users_dod_pct IS NULL AND src.active_users_dod_pct IS NOT NULL)
+    OR (tgt.active_users_dod_pct IS NOT NULL AND src.active_users_dod_pct IS NULL)
+    OR tgt.active_users_wow_pct <> src.active_users_wow_pct
+    OR (tgt.active_users_wow_pct IS NULL AND src.active_users_wow_pct IS NOT NULL)
+    OR (tgt.active_users_wow_pct IS NOT NULL AND src.active_users_wow_pct IS NULL)
+    OR tgt.last_activity_date <> src.last_activity_date
+    OR (tgt.last_activity_date IS NULL AND src.last_activity_date IS NOT NULL)
+    OR (tgt.last_activity_date IS NOT NULL AND src.last_activity_date IS NULL)
+    OR tgt.days_since_last_activity <> src.days_since_last_activity
+    OR (tgt.days_since_last_activity IS NULL AND src.days_since_last_activity IS NOT NULL)
+    OR (tgt.days_since_last_activity IS NOT NULL AND src.days_since_last_activity IS NULL)
+    OR tgt.engagement_score <> src.engagement_score
+    OR tgt.has_inactive_14d <> src.has_inactive_14d
+    OR tgt.has_usage_drop <> src.has_usage_drop
+    OR tgt.has_duplicate_source_records <> src.has_duplicate_source_records
+    OR tgt.has_partial_window <> src.has_partial_window
+    OR tgt.has_rejected_source_records <> src.has_rejected_source_records
 )
     THEN UPDATE
         SET

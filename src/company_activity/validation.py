@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from company_activity.model import completed_usage_dates
+from company_activity.schema import COMPANY_ACTIVITY_METRICS
 from company_activity.warehouse.base import Warehouse
 
 ERROR = "error"  # a hard failure: the date's output must not be trusted
@@ -26,6 +27,11 @@ DQ_FLAGS = (
     "rejected_source_records",
 )
 CHURN_REASONS = ("inactive_14d", "usage_drop", "no_recent_contact")
+
+# Checks that need only keys and measures read the metrics table under the view
+# (analytics.company_activity_daily joins in the dimension for the attributes and the
+# flags that follow from them; only value_ranges and flags need those).
+_METRICS = COMPANY_ACTIVITY_METRICS.name
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def check_usage_loaded(wh: Warehouse, day: date) -> Check:
 def check_unique_keys(wh: Warehouse, day: date) -> Check:
     analytics = _one(
         wh,
-        "SELECT COUNT(*) FROM (SELECT company_id FROM analytics.company_activity_daily "
+        f"SELECT COUNT(*) FROM (SELECT company_id FROM {_METRICS} "
         "WHERE activity_date = CAST(@run_date AS DATE) GROUP BY company_id "
         "HAVING COUNT(*) > 1) AS dup",
         day,
@@ -111,8 +117,7 @@ def check_unique_keys(wh: Warehouse, day: date) -> Check:
 def check_canonical_keys(wh: Warehouse, day: date) -> Check:
     # Compared in Python: SQL Server's case-insensitive collation would hide the difference.
     ids = wh.query(
-        "SELECT DISTINCT company_id FROM analytics.company_activity_daily "
-        "WHERE activity_date = CAST(@run_date AS DATE)",
+        f"SELECT DISTINCT company_id FROM {_METRICS} WHERE activity_date = CAST(@run_date AS DATE)",
         {"run_date": day},
     )
     bad = sorted(str(r[0]) for r in ids if str(r[0]) != str(r[0]).strip().lower())
@@ -123,10 +128,7 @@ def check_canonical_keys(wh: Warehouse, day: date) -> Check:
 # The date's analytics ids, filtered before the join (DuckDB prunes row groups by
 # activity_date): the NOT EXISTS forms these replace, planned as correlated mark joins, took
 # twice as long at 100 days of history (docs/performance.md, round 3).
-_DAY_IDS = (
-    "(SELECT company_id FROM analytics.company_activity_daily "
-    "WHERE activity_date = CAST(@run_date AS DATE))"
-)
+_DAY_IDS = f"(SELECT company_id FROM {_METRICS} WHERE activity_date = CAST(@run_date AS DATE))"
 
 
 def check_grid_complete(wh: Warehouse, day: date) -> Check:
@@ -141,7 +143,7 @@ def check_grid_complete(wh: Warehouse, day: date) -> Check:
     )
     extra = _one(
         wh,
-        "SELECT COUNT(*) FROM analytics.company_activity_daily AS a "
+        f"SELECT COUNT(*) FROM {_METRICS} AS a "
         "LEFT JOIN dim.companies AS d ON d.company_id = a.company_id "
         "AND d.first_seen_date <= a.activity_date "
         "WHERE a.activity_date = CAST(@run_date AS DATE) AND d.company_id IS NULL",
@@ -207,7 +209,7 @@ _LAYER_COUNTS = {
     "stg.crm_companies": "SELECT COUNT(*) FROM stg.crm_companies "
     "WHERE snapshot_date = CAST(@run_date AS DATE)",
     "dim.companies": "SELECT COUNT(*) FROM dim.companies",
-    "analytics rows": "SELECT COUNT(*) FROM analytics.company_activity_daily "
+    "analytics rows": f"SELECT COUNT(*) FROM {_METRICS} "
     "WHERE activity_date = CAST(@run_date AS DATE)",
 }
 
