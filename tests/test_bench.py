@@ -81,6 +81,15 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
     assert len(staging_load["runs"]) == len(long["ceilings"]["load_read_json"]["runs"]) > 1
     assert long["ceilings"]["client_requests"]["pages"] == long["stages"]["fetch_loopback"]["pages"]
     assert long["stages"]["backfill"]["analytics_rows"] > 0
+    # Where the backfill's time went, step by step (the merges run over ranges).
+    backfill_steps = long["stages"]["backfill"]["steps"]
+    assert set(backfill_steps) == {s for s in steps.STEP_NAMES if s != steps.NOTIFY}
+    assert sum(backfill_steps.values()) <= long["stages"]["backfill"]["seconds"]
+    floor = long["ceilings"]["backfill_floor"]
+    assert floor["dates"] == RANGE_MIN_DATES + 1
+    assert floor["full_recompute_s"] == long["stages"]["full_recompute"]["seconds"]
+    assert floor["seconds"] >= floor["full_recompute_s"] > 0
+    assert floor["generate_per_date_s"] > 0 and floor["crm_raw_floor_per_date_s"] > 0
     assert short["stages"]["daily_run"]["seconds"] > 0
     assert wide["stages"]["daily_run"]["usage_rows"] > 0
     for scenario in (long, short, wide):

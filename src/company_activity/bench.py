@@ -38,15 +38,15 @@ import duckdb
 import requests
 
 from company_activity import mock_data, model, steps
-from company_activity.api_client import ApiClient, ApiConfig
+from company_activity.api_client import ApiClient, ApiConfig, FetchStats
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError, TerminalError
 from company_activity.fetch import GeneratorSource, PageSource, fetch_day
 from company_activity.migrations import migrate
 from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner, StepFn, StepOutcome
+from company_activity.pipeline import PipelineRunner, StepOutcome
 from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
-from company_activity.rawzone import read_manifest
+from company_activity.rawzone import crm_file_name, crm_location, read_manifest
 from company_activity.runctx import new_run_id, utc_now
 from company_activity.schema import COMPANY_ACTIVITY_METRICS
 from company_activity.settings import Settings, load_settings
@@ -57,6 +57,7 @@ from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 SEED = 42
 FIRST_DAY = mock_data.EPOCH  # the backfill's first date
 LOAD_REPEATS = 5  # staging loads of one day, and as many of each reference load
+FLOOR_SAMPLE_DATES = 5  # dates generated to time the page source for the backfill floor
 FETCH_DAYS = 5  # days fetched for the loopback and client-ceiling figures (steadier than one)
 RUN_ID = "bench"
 
@@ -331,8 +332,10 @@ def _run(
     run_id = new_run_id()  # every run needs its own (ops.pipeline_runs)
     ctx = StepContext(env.wh, env.store, env.settings, source, run_id, utc_now)
     step_fns = build_steps(ctx)
+    range_fns = build_range_steps(ctx)
     if step_seconds is not None:
         step_fns = {name: _timed(fn, name, step_seconds) for name, fn in step_fns.items()}
+        range_fns = {name: _timed(fn, name, step_seconds) for name, fn in range_fns.items()}
     runner = PipelineRunner(
         env.wh,
         run_id,
@@ -340,7 +343,7 @@ def _run(
         lambda _message: True,
         utc_now,
         max_attempts=1,
-        range_steps=build_range_steps(ctx),
+        range_steps=range_fns,
     )
     result = runner.run(days, "bench", force=True)
     if not result.ok:
@@ -360,11 +363,13 @@ def _checkpoint(env: _Env) -> None:
     env.wh.execute_native("CHECKPOINT")
 
 
-def _timed(fn: StepFn, name: str, into: dict[str, float]) -> StepFn:
-    def timed(day: date) -> StepOutcome:
+def _timed(fn: Callable[..., StepOutcome], name: str, into: dict[str, float]) -> Any:
+    """The step (per date or per range) with its seconds added to into[name]."""
+
+    def timed(*args: date) -> StepOutcome:
         started = time.perf_counter()
         try:
-            return fn(day)
+            return fn(*args)
         finally:
             into[name] = into.get(name, 0.0) + time.perf_counter() - started
 
@@ -390,10 +395,12 @@ def scenario_long(folder: Path, scale: Scale) -> dict[str, Any]:
     next_day = days[-1] + timedelta(days=1)
     source = GeneratorSource(scale.seed, scale.companies)
     crm_seconds = _write_crm(env, days, scale.companies, scale.seed)
+    backfill_steps: dict[str, float] = {}
     with _timer(stages, "backfill", dates=len(days), source="generator (no HTTP)"):
-        _run(env, source, days)
+        _run(env, source, days, backfill_steps)
         _checkpoint(env)
     stages["backfill"]["crm_files_written_before_s"] = crm_seconds
+    stages["backfill"]["steps"] = {name: round(sec, 2) for name, sec in backfill_steps.items()}
     backfill_rss = _peak_rss_mb()
     stages["backfill"]["analytics_rows"] = _count(env, "analytics.company_activity_daily")
     stages["backfill"]["usage_rows"] = _count(env, "stg.product_usage")
@@ -405,6 +412,7 @@ def scenario_long(folder: Path, scale: Scale) -> dict[str, Any]:
     stages["fetch_loopback"], ceilings["client_requests"] = _fetch_figures(env, scale, next_day)
     with _timer(stages, "full_recompute", dates=len(days) + 1):
         _full_recompute(env, days[0], next_day)
+    ceilings["backfill_floor"] = _backfill_floor(env, scale, next_day, len(days), stages, ceilings)
     env.wh.close()
     return {
         "stages": stages,
@@ -522,6 +530,72 @@ def _load_figures(env: _Env, day: date) -> tuple[dict[str, Any], dict[str, Any],
         {**figure(ceiling), "rows": rows, "files": len(paths)},
         {**figure(floor), "rows": rows},
     )
+
+
+_CRM_TYPED_FLOOR = (
+    "INSERT INTO crm_bare SELECT * FROM read_csv($path, header = true, delim = ',', "
+    "quote = '\"', escape = '\"', auto_detect = false, columns = "
+    "{company_id: 'VARCHAR', company_name: 'VARCHAR', country: 'VARCHAR', "
+    "industry_tag: 'VARCHAR', last_contact_at: 'TIMESTAMP'})"
+)
+_CRM_LINES_FLOOR = (
+    "INSERT INTO crm_lines SELECT line FROM read_csv($path, columns = {line: 'VARCHAR'}, "
+    "header = false, skip = 1, delim = chr(1), quote = '', escape = '', auto_detect = false)"
+)
+
+
+def _backfill_floor(
+    env: _Env,
+    scale: Scale,
+    day: date,
+    dates: int,
+    stages: dict[str, Any],
+    ceilings: dict[str, Any],
+) -> dict[str, Any]:
+    """What the backfill's work costs at the least, per date times dates, plus one recompute.
+
+    Per date: generating the day's usage lines (the page source the backfill reads), the
+    usage raw floor (read and parse once, keep the text: measured above), and the same for
+    the CRM export (DuckDB's CSV reader into a typed table, plus its lines as text). Then one
+    set-based merge of everything (the full recompute above). No rules, quarantine, audit,
+    dimension merge, validation or run log: a bound no implementation of the contract beats.
+    """
+    source = GeneratorSource(scale.seed, scale.companies)
+    sample = [day + timedelta(days=k) for k in range(FLOOR_SAMPLE_DATES)]
+    started = time.perf_counter()
+    for sample_day in sample:
+        for _page in source.pages(sample_day, FetchStats()):
+            pass
+    generate = (time.perf_counter() - started) / len(sample)
+    container, prefix = crm_location(env.settings.crm_blob_path)
+    path = str(Path(env.settings.local_blob_dir) / container / prefix / crm_file_name(day))
+    crm: list[float] = []
+    con = duckdb.connect(str(env.folder / "crm-floor.duckdb"))
+    try:
+        for _attempt in range(LOAD_REPEATS):
+            con.execute(
+                "CREATE OR REPLACE TABLE crm_bare (company_id VARCHAR, company_name VARCHAR, "
+                "country VARCHAR, industry_tag VARCHAR, last_contact_at TIMESTAMP)"
+            )
+            con.execute("CREATE OR REPLACE TABLE crm_lines (line VARCHAR)")
+            started = time.perf_counter()
+            con.execute(_CRM_TYPED_FLOOR, {"path": path})
+            con.execute(_CRM_LINES_FLOOR, {"path": path})
+            crm.append(time.perf_counter() - started)
+    finally:
+        con.close()
+    crm_floor = statistics.median(crm)
+    usage_floor = float(ceilings["load_raw_floor"]["seconds"])
+    recompute = float(stages["full_recompute"]["seconds"])
+    per_date = generate + usage_floor + crm_floor
+    return {
+        "seconds": round(dates * per_date + recompute, 2),
+        "dates": dates,
+        "generate_per_date_s": round(generate, 4),
+        "usage_raw_floor_per_date_s": round(usage_floor, 4),
+        "crm_raw_floor_per_date_s": round(crm_floor, 4),
+        "full_recompute_s": recompute,
+    }
 
 
 # The same rolling sums as populate_analytics.sql over the same lookback, for one day: no
