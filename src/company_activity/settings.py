@@ -140,9 +140,9 @@ class Settings:
     )
     duckdb_memory_limit: str = _setting(
         "DUCKDB_MEMORY_LIMIT",
-        "2GB",
-        "Memory the embedded DuckDB engine may use (e.g. 1GB, 512MB); beyond it, it spills to "
-        "a temp folder beside DUCKDB_PATH.",
+        "768MB",
+        "Memory the embedded DuckDB engine may use (e.g. 4GB, 512MB); beyond it, it spills to "
+        "a temp folder beside DUCKDB_PATH. The process peaks about 250 MB above it.",
     )
 
     # Secrets, notifications, operations
