@@ -6,7 +6,7 @@ No timings are asserted: the benchmark's figures belong to docs/performance.md, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import pytest
 from company_activity import mock_data, steps
 from company_activity.cli import main
 from company_activity.dates import date_range
-from company_activity.errors import ConfigError
+from company_activity.errors import ConfigError, TransientError
 from company_activity.fetch import GeneratorSource
 from company_activity.migrations import migrate
 from company_activity.pipeline import (
@@ -25,7 +25,12 @@ from company_activity.pipeline import (
     DateResult,
     PipelineRunner,
 )
-from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
+from company_activity.pipeline_steps import (
+    StepContext,
+    build_range_steps,
+    build_steps,
+    prepare_validation,
+)
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
@@ -122,6 +127,7 @@ def _backfill(
     ranged: bool,
     chunk_dates: int = RANGE_CHUNK_DATES,
     done: Callable[[DuckDBWarehouse, DateResult], None] | None = None,
+    prepare: Callable[[Sequence[date]], None] | None = None,
 ) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(folder / "w.duckdb")
     migrate(wh, _clock())
@@ -139,6 +145,7 @@ def _backfill(
         _clock,
         range_steps=build_range_steps(ctx) if ranged else None,
         range_chunk_dates=chunk_dates,
+        prepare_validation=(prepare or prepare_validation(ctx)) if ranged else None,
         on_date_done=(lambda result: done(wh, result)) if done else None,
     )
     result = runner.run(DAYS, "test")
@@ -200,6 +207,8 @@ def test_range_path_in_chunks_gives_the_same_tables_and_reports_each_chunk_as_it
 
     by_chunks = _backfill(tmp_path / "by_chunks", settings, True, chunk_dates=4, done=record)
     assert _snapshot(by_chunks) == _snapshot(by_date)
+    # Validated a chunk at a time, each date's validate step logged what it logs alone.
+    assert _validate_details(by_chunks) == _validate_details(by_date)
     logged = by_chunks.query(
         "SELECT DISTINCT CAST(details AS VARCHAR) FROM ops.step_runs "
         "WHERE step_name = 'merge_analytics'"
@@ -215,6 +224,30 @@ def test_range_path_in_chunks_gives_the_same_tables_and_reports_each_chunk_as_it
     ]
     by_chunks.close()
     by_date.close()
+
+
+def test_range_path_validates_date_by_date_when_validating_a_chunk_fails(
+    tmp_path: Path, settings: Settings
+) -> None:
+    chunks: list[list[date]] = []
+
+    def broken(days: Sequence[date]) -> None:
+        chunks.append(list(days))
+        raise TransientError("the warehouse went away for a moment")
+
+    by_date = _backfill(tmp_path / "by_date", settings, ranged=False)
+    by_chunks = _backfill(tmp_path / "by_chunks", settings, True, chunk_dates=4, prepare=broken)
+    assert chunks == [DAYS[k : k + 4] for k in range(0, len(DAYS), 4)]
+    assert _validate_details(by_chunks) == _validate_details(by_date)
+    by_chunks.close()
+    by_date.close()
+
+
+def _validate_details(wh: DuckDBWarehouse) -> list[tuple[Any, ...]]:
+    return wh.query(
+        "SELECT run_date, status, CAST(details AS VARCHAR) FROM ops.step_runs "
+        "WHERE step_name = 'validate' ORDER BY run_date"
+    )
 
 
 def test_range_path_stops_at_a_failed_load_and_merges_the_dates_before_it(

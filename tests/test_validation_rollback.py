@@ -11,7 +11,7 @@ import pytest
 from company_activity import model
 from company_activity.migrations import migrate
 from company_activity.rollback import rollback
-from company_activity.validation import WARNING, Check, validate
+from company_activity.validation import WARNING, Check, validate, validate_days
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.reference_model import History, differences, expected_rows
 from tests.test_model import (
@@ -68,6 +68,38 @@ def test_validate_hard_failures(wh: DuckDBWarehouse, merged: History) -> None:
     assert "re-run `company-activity merge`" in result.check("grid_complete").message
     unloaded = validate(wh, day(9))
     assert "usage_loaded" in [c.name for c in unloaded.failures]
+
+
+def test_validating_a_range_gives_each_date_what_validating_it_alone_gives(
+    wh: DuckDBWarehouse, merged: History
+) -> None:
+    # Different damage on different days, and a day with no load at all.
+    metrics = "analytics.company_activity_metrics"
+    wh.execute(
+        f"DELETE FROM {metrics} WHERE company_id = 'beta' AND activity_date = @d", {"d": day(1)}
+    )
+    wh.execute(
+        f"INSERT INTO {metrics} SELECT * FROM {metrics} "
+        "WHERE activity_date = @d AND company_id = 'acme'",
+        {"d": day(3)},
+    )
+    wh.execute(
+        f"UPDATE {metrics} SET company_id = 'Acme ' "
+        "WHERE activity_date = @d AND company_id = 'acme'",
+        {"d": day(4)},
+    )
+    days = [day(n) for n in range(7)]
+    together = validate_days(wh, days)
+    assert list(together) == days
+    for one_day in days:
+        assert together[one_day] == validate(wh, one_day), one_day
+    failing = {d: {c.name for c in together[d].failures} for d in days}
+    assert failing[day(0)] == set() and failing[day(2)] == set()
+    assert failing[day(1)] == {"grid_complete", "usage_companies_present"}
+    assert failing[day(3)] == {"unique_keys"}
+    assert failing[day(4)] >= {"canonical_keys"}
+    assert "usage_loaded" in failing[day(6)]
+    assert validate_days(wh, []) == {}
 
 
 def test_validate_takes_extra_checks(wh: DuckDBWarehouse, merged: History) -> None:

@@ -25,7 +25,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -44,8 +44,13 @@ from company_activity.errors import ConfigError, TerminalError
 from company_activity.fetch import GeneratorSource, PageSource, fetch_day
 from company_activity.migrations import migrate
 from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner, StepOutcome
-from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
+from company_activity.pipeline import PipelineRunner
+from company_activity.pipeline_steps import (
+    StepContext,
+    build_range_steps,
+    build_steps,
+    prepare_validation,
+)
 from company_activity.rawzone import crm_file_name, crm_location, read_manifest
 from company_activity.runctx import new_run_id, utc_now
 from company_activity.schema import COMPANY_ACTIVITY_METRICS
@@ -337,9 +342,11 @@ def _run(
     ctx = StepContext(env.wh, env.store, env.settings, source, run_id, utc_now)
     step_fns = build_steps(ctx)
     range_fns = build_range_steps(ctx)
+    prepare: Callable[[Sequence[date]], None] = prepare_validation(ctx)
     if step_seconds is not None:
         step_fns = {name: _timed(fn, name, step_seconds) for name, fn in step_fns.items()}
         range_fns = {name: _timed(fn, name, step_seconds) for name, fn in range_fns.items()}
+        prepare = _timed(prepare, steps.VALIDATE, step_seconds)  # a chunk's validation
     runner = PipelineRunner(
         env.wh,
         run_id,
@@ -348,6 +355,7 @@ def _run(
         utc_now,
         max_attempts=1,
         range_steps=range_fns,
+        prepare_validation=prepare,
     )
     result = runner.run(days, "bench", force=True)
     if not result.ok:
@@ -367,10 +375,10 @@ def _checkpoint(env: _Env) -> None:
     env.wh.execute_native("CHECKPOINT")
 
 
-def _timed(fn: Callable[..., StepOutcome], name: str, into: dict[str, float]) -> Any:
+def _timed(fn: Callable[..., Any], name: str, into: dict[str, float]) -> Any:
     """The step (per date or per range) with its seconds added to into[name]."""
 
-    def timed(*args: date) -> StepOutcome:
+    def timed(*args: Any) -> Any:
         started = time.perf_counter()
         try:
             return fn(*args)

@@ -9,7 +9,8 @@ duplicates. Dates already completed are skipped unless forced.
 A backfill (RANGE_MIN_DATES or more pending dates, when range steps are wired) runs the same
 steps with the two merges set-based over a chunk of dates at a time (RANGE_CHUNK_DATES): the
 chunk's checks, loads and fetches first, then merge_dimension and merge_analytics once for the
-chunk (logged against each date), then validate per date, then the next chunk. The model is
+chunk (logged against each date), then validate per date (its checks computed for the chunk
+at once when `prepare_validation` is wired), then the next chunk. The model is
 order independent, so the tables are the same as date by date; the merges cost one pass over
 each chunk instead of one lookback per date, and a chunk's grid stays small enough to be
 merged in memory (docs/performance.md).
@@ -127,6 +128,7 @@ class PipelineRunner:
         range_steps: Mapping[str, RangeStepFn] | None = None,
         range_min_dates: int = RANGE_MIN_DATES,
         range_chunk_dates: int = RANGE_CHUNK_DATES,
+        prepare_validation: Callable[[Sequence[date]], None] | None = None,
     ) -> None:
         missing = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY and s not in steps]
         if missing:
@@ -144,6 +146,7 @@ class PipelineRunner:
             raise TerminalError(f"range steps must be exactly: {', '.join(RANGE_STEPS)}")
         self.range_min_dates = max(2, range_min_dates)
         self.range_chunk_dates = max(2, range_chunk_dates)
+        self.prepare_validation = prepare_validation
         self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
 
     def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
@@ -230,10 +233,26 @@ class PipelineRunner:
         for name in RANGE_STEPS:
             if not self._run_range_step(loaded, name, by_day):
                 return by_day[loaded[0]]
+        self._prepare_validation(loaded)
         for day in loaded:
             if not self._run_steps(by_day[day], (step_names.VALIDATE,)):
                 return by_day[day]
         return stopped
+
+    def _prepare_validation(self, days: Sequence[date]) -> None:
+        """Let the validate steps of a chunk share set-based work; best effort: on an error
+        each date's step validates on its own."""
+        if self.prepare_validation is None:
+            return
+        try:
+            self.prepare_validation(days)
+        except PipelineError as exc:
+            log.warning(
+                "validating %s..%s together failed (%s); one date at a time",
+                days[0],
+                days[-1],
+                redact(exc),
+            )
 
     def _run_steps(self, result: DateResult, names: Sequence[str]) -> bool:
         """Run these steps of one date in order; False (result marked failed) on a failure."""

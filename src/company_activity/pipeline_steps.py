@@ -6,8 +6,8 @@ retry it or a later run may repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from company_activity import model, rawzone, steps
@@ -18,7 +18,12 @@ from company_activity.settings import Settings
 from company_activity.staging import load_crm, load_usage
 from company_activity.staging.audit import LoadResult
 from company_activity.storage.base import BlobStore
-from company_activity.validation import usage_drop_check, validate
+from company_activity.validation import (
+    ValidationResult,
+    usage_drop_check,
+    validate,
+    validate_days,
+)
 from company_activity.warehouse.base import Warehouse
 
 
@@ -32,6 +37,8 @@ class StepContext:
     source: PageSource
     run_id: str
     clock: Callable[[], datetime]
+    # Validations computed ahead for a backfill chunk (prepare_validation); each is used once.
+    validations: dict[date, ValidationResult] = field(default_factory=dict)
 
 
 def _load_outcome(result: LoadResult) -> StepOutcome:
@@ -106,7 +113,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
         return StepOutcome(rows=model.merge_analytics(ctx.wh, day, day, ctx.run_id, ctx.clock()))
 
     def validate_step(day: date) -> StepOutcome:
-        result = validate(ctx.wh, day, extra_checks=(drop_check,))
+        result = ctx.validations.pop(day, None) or validate(ctx.wh, day, extra_checks=(drop_check,))
         if not result.ok:
             failed = "; ".join(f"{c.name}: {c.message}" for c in result.failures)
             raise DataError(f"validation of {day} failed: {failed}")
@@ -140,3 +147,16 @@ def build_range_steps(ctx: StepContext) -> dict[str, RangeStepFn]:
         return StepOutcome(rows=model.merge_analytics(ctx.wh, start, end, ctx.run_id, ctx.clock()))
 
     return {steps.MERGE_DIMENSION: merge_dimension, steps.MERGE_ANALYTICS: merge_analytics}
+
+
+def prepare_validation(ctx: StepContext) -> Callable[[Sequence[date]], None]:
+    """For the runner's backfill path: validate a chunk's dates together, after its merges,
+    for the validate steps that follow (the checks run set-based over the chunk's range)."""
+    settings = ctx.settings
+    drop_check = usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+
+    def prepare(days: Sequence[date]) -> None:
+        ctx.validations.clear()
+        ctx.validations.update(validate_days(ctx.wh, days, extra_checks=(drop_check,)))
+
+    return prepare

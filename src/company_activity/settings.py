@@ -140,7 +140,7 @@ class Settings:
     )
     duckdb_memory_limit: str = _setting(
         "DUCKDB_MEMORY_LIMIT",
-        "768MB",
+        "640MB",
         "Memory the embedded DuckDB engine may use (e.g. 4GB, 512MB); beyond it, it spills to "
         "a temp folder beside DUCKDB_PATH. The process peaks about 250 MB above it.",
     )

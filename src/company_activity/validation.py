@@ -1,8 +1,10 @@
-"""Checks on one date's model output: hard failures stop the pipeline, warnings are reported.
+"""Checks on a date's model output: hard failures stop the pipeline, warnings are reported.
 
-A check is a function `(wh, day) -> Check`. validate() runs DEFAULT_CHECKS and any extra ones
-in order; to add a check (a usage-drop check, say), write such a function and pass it in
-`extra_checks`, or append it to DEFAULT_CHECKS.
+validate() runs DEFAULT_CHECKS and any extra ones in order for one date; validate_days() does
+the same for several, with the default checks set-based over their range (a backfill's month
+of dates in a few statements). A default check is a function `(wh, days) -> {day: Check}`;
+to add a check of one date (a usage-drop check, say), write a function `(wh, day) -> Check`
+and pass it in `extra_checks`.
 """
 
 from __future__ import annotations
@@ -80,23 +82,48 @@ class ValidationResult:
         return [f"validation of {self.day}: {verdict}", *(c.line() for c in self.checks)]
 
 
-def _one(wh: Warehouse, sql: str, day: date) -> int:
-    return int(wh.scalar(sql, {"run_date": day}) or 0)
+# --- the default checks, set-based over a range of dates ---------------------------------------
+#
+# Each takes (wh, days) and returns a Check per day, reading start..end of the days in one or
+# two grouped statements: a backfill validates a month of dates for the price of about one.
 
 
-def check_usage_loaded(wh: Warehouse, day: date) -> Check:
-    loaded = day in completed_usage_dates(wh, day, day)
-    message = "usage load completed" if loaded else "no completed usage load; load and merge it"
-    return Check("usage_loaded", ERROR, loaded, message)
+def _range(days: Sequence[date]) -> dict[str, date]:
+    return {"start_date": min(days), "end_date": max(days)}
 
 
-def check_unique_keys(wh: Warehouse, day: date) -> Check:
-    analytics = _one(
+def _by_day(wh: Warehouse, sql: str, days: Sequence[date]) -> dict[date, tuple[Any, ...]]:
+    """Rows of (day, values...) keyed by day; days without a row are absent."""
+    return {_as_date(r[0]): tuple(r[1:]) for r in wh.query(sql, _range(days))}
+
+
+def _count_by_day(wh: Warehouse, sql: str, days: Sequence[date]) -> dict[date, int]:
+    return {day: int(values[0] or 0) for day, values in _by_day(wh, sql, days).items()}
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+_IN_RANGE = "BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+
+
+def check_usage_loaded(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    loaded = completed_usage_dates(wh, min(days), max(days))
+    done = "usage load completed"
+    missing = "no completed usage load; load and merge it"
+    return {
+        d: Check("usage_loaded", ERROR, d in loaded, done if d in loaded else missing) for d in days
+    }
+
+
+def check_unique_keys(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    duplicated = _count_by_day(
         wh,
-        f"SELECT COUNT(*) FROM (SELECT company_id FROM {_METRICS} "
-        "WHERE activity_date = CAST(@run_date AS DATE) GROUP BY company_id "
-        "HAVING COUNT(*) > 1) AS dup",
-        day,
+        f"SELECT activity_date, COUNT(*) FROM (SELECT activity_date, company_id FROM {_METRICS} "
+        f"WHERE activity_date {_IN_RANGE} GROUP BY activity_date, company_id "
+        "HAVING COUNT(*) > 1) AS dup GROUP BY activity_date",
+        days,
     )
     dimension = int(
         wh.scalar(
@@ -105,79 +132,132 @@ def check_unique_keys(wh: Warehouse, day: date) -> Check:
         )
         or 0
     )
-    passed = analytics == 0 and dimension == 0
-    message = (
-        "one row per key"
-        if passed
-        else f"{analytics} duplicated analytics key(s), {dimension} duplicated company id(s)"
-    )
-    return Check("unique_keys", ERROR, passed, message, {"analytics": analytics, "dim": dimension})
+    checks = {}
+    for day in days:
+        analytics = duplicated.get(day, 0)
+        passed = analytics == 0 and dimension == 0
+        message = (
+            "one row per key"
+            if passed
+            else f"{analytics} duplicated analytics key(s), {dimension} duplicated company id(s)"
+        )
+        details = {"analytics": analytics, "dim": dimension}
+        checks[day] = Check("unique_keys", ERROR, passed, message, details)
+    return checks
 
 
-def check_canonical_keys(wh: Warehouse, day: date) -> Check:
-    # Compared in Python: SQL Server's case-insensitive collation would hide the difference.
+def check_canonical_keys(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    # Compared in Python: SQL Server's case-insensitive collations would hide the difference.
+    # Each id once for the range; only a range holding a bad one is looked at day by day.
     ids = wh.query(
-        f"SELECT DISTINCT company_id FROM {_METRICS} WHERE activity_date = CAST(@run_date AS DATE)",
-        {"run_date": day},
+        f"SELECT DISTINCT company_id FROM {_METRICS} WHERE activity_date {_IN_RANGE}", _range(days)
     )
-    bad = sorted(str(r[0]) for r in ids if str(r[0]) != str(r[0]).strip().lower())
-    message = "all company ids trimmed and lower case" if not bad else f"not canonical: {bad[:5]}"
-    return Check("canonical_keys", ERROR, not bad, message, {"not_canonical": len(bad)})
+    bad_anywhere = {str(r[0]) for r in ids if str(r[0]) != str(r[0]).strip().lower()}
+    checks = {}
+    for day in days:
+        bad: list[str] = []
+        if bad_anywhere:
+            rows = wh.query(
+                f"SELECT DISTINCT company_id FROM {_METRICS} "
+                "WHERE activity_date = CAST(@run_date AS DATE)",
+                {"run_date": day},
+            )
+            bad = sorted(str(r[0]) for r in rows if str(r[0]) in bad_anywhere)
+        message = (
+            "all company ids trimmed and lower case" if not bad else f"not canonical: {bad[:5]}"
+        )
+        checks[day] = Check("canonical_keys", ERROR, not bad, message, {"not_canonical": len(bad)})
+    return checks
 
 
-# The date's analytics ids, filtered before the join (DuckDB prunes row groups by
-# activity_date): the NOT EXISTS forms these replace, planned as correlated mark joins, took
-# twice as long at 100 days of history (docs/performance.md, round 3).
-_DAY_IDS = f"(SELECT company_id FROM {_METRICS} WHERE activity_date = CAST(@run_date AS DATE))"
-
-
-def check_grid_complete(wh: Warehouse, day: date) -> Check:
+def check_grid_complete(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
     # Anti-joins written as LEFT JOIN ... IS NULL: the same counts as NOT EXISTS (a matched
     # row is dropped however many matches it has), and cheaper on DuckDB.
-    missing = _one(
+    missing_by_day = _count_by_day(
         wh,
-        f"SELECT COUNT(*) FROM dim.companies AS d LEFT JOIN {_DAY_IDS} AS a "
-        "ON a.company_id = d.company_id "
-        "WHERE d.first_seen_date <= CAST(@run_date AS DATE) AND a.company_id IS NULL",
-        day,
+        "SELECT cal.calendar_date, COUNT(*) FROM dim.companies AS d "
+        "INNER JOIN dim.calendar AS cal ON cal.calendar_date >= d.first_seen_date "
+        f"LEFT JOIN (SELECT company_id, activity_date FROM {_METRICS} "
+        f"WHERE activity_date {_IN_RANGE}) AS a "
+        "ON a.company_id = d.company_id AND a.activity_date = cal.calendar_date "
+        f"WHERE cal.calendar_date {_IN_RANGE} AND a.company_id IS NULL "
+        "GROUP BY cal.calendar_date",
+        days,
     )
-    extra = _one(
+    extra_by_day = _count_by_day(
         wh,
-        f"SELECT COUNT(*) FROM {_METRICS} AS a "
+        f"SELECT a.activity_date, COUNT(*) FROM {_METRICS} AS a "
         "LEFT JOIN dim.companies AS d ON d.company_id = a.company_id "
         "AND d.first_seen_date <= a.activity_date "
-        "WHERE a.activity_date = CAST(@run_date AS DATE) AND d.company_id IS NULL",
-        day,
+        f"WHERE a.activity_date {_IN_RANGE} AND d.company_id IS NULL "
+        "GROUP BY a.activity_date",
+        days,
     )
-    passed = missing == 0 and extra == 0
-    message = (
-        "a row for every company seen by this date"
-        if passed
-        else f"{missing} company row(s) missing, {extra} row(s) for unknown or unseen companies; "
-        "re-run `company-activity merge` for the date"
-    )
-    return Check("grid_complete", ERROR, passed, message, {"missing": missing, "extra": extra})
+    checks = {}
+    for day in days:
+        missing, extra = missing_by_day.get(day, 0), extra_by_day.get(day, 0)
+        passed = missing == 0 and extra == 0
+        message = (
+            "a row for every company seen by this date"
+            if passed
+            else f"{missing} company row(s) missing, {extra} row(s) for unknown or unseen "
+            "companies; re-run `company-activity merge` for the date"
+        )
+        details = {"missing": missing, "extra": extra}
+        checks[day] = Check("grid_complete", ERROR, passed, message, details)
+    return checks
 
 
-def check_value_ranges(wh: Warehouse, day: date) -> Check:
-    bad = _one(
+def check_usage_companies_present(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    missing_by_day = _count_by_day(
         wh,
-        "SELECT COUNT(*) FROM analytics.company_activity_daily "
-        "WHERE activity_date = CAST(@run_date AS DATE) AND (active_users < 0 OR events < 0 "
+        "SELECT u.file_date, COUNT(*) FROM (SELECT DISTINCT file_date, company_id "
+        f"FROM stg.product_usage WHERE file_date {_IN_RANGE}) AS u "
+        f"LEFT JOIN (SELECT company_id, activity_date FROM {_METRICS} "
+        f"WHERE activity_date {_IN_RANGE}) AS a "
+        "ON a.company_id = u.company_id AND a.activity_date = u.file_date "
+        "WHERE a.company_id IS NULL GROUP BY u.file_date",
+        days,
+    )
+    checks = {}
+    for day in days:
+        missing = missing_by_day.get(day, 0)
+        message = (
+            "every company with usage has a row"
+            if missing == 0
+            else f"{missing} company(ies) with usage have no row; run `company-activity merge`"
+        )
+        checks[day] = Check(
+            "usage_companies_present", ERROR, missing == 0, message, {"missing": missing}
+        )
+    return checks
+
+
+def check_value_ranges(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    bad_by_day = _count_by_day(
+        wh,
+        "SELECT activity_date, SUM(CASE WHEN active_users < 0 OR events < 0 "
         "OR active_days_30d < 0 OR active_days_30d > 30 OR engagement_score < 0 "
         "OR engagement_score > 100 OR activity_consistency_30d > 1 "
         "OR days_since_last_activity < 0 OR is_churn_risk NOT IN (0, 1) "
-        "OR (is_churn_risk = 1 AND churn_risk_reasons IS NULL))",
-        day,
+        "OR (is_churn_risk = 1 AND churn_risk_reasons IS NULL) THEN 1 ELSE 0 END) "
+        f"FROM analytics.company_activity_daily WHERE activity_date {_IN_RANGE} "
+        "GROUP BY activity_date",
+        days,
     )
-    message = "values within their ranges" if bad == 0 else f"{bad} row(s) out of range"
-    return Check("value_ranges", ERROR, bad == 0, message, {"rows": bad})
+    checks = {}
+    for day in days:
+        bad = bad_by_day.get(day, 0)
+        message = "values within their ranges" if bad == 0 else f"{bad} row(s) out of range"
+        checks[day] = Check("value_ranges", ERROR, bad == 0, message, {"rows": bad})
+    return checks
 
 
-def check_flags(wh: Warehouse, day: date) -> Check:
+def check_flags(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
     """Rows per data-quality flag and churn reason; a warning when records were dropped."""
-    row = wh.query(
-        "SELECT COUNT(*), "
+    found = _by_day(
+        wh,
+        "SELECT activity_date, COUNT(*), "
         + ", ".join(
             f"SUM(CASE WHEN data_quality_flag LIKE '%{f}%' THEN 1 ELSE 0 END)" for f in DQ_FLAGS
         )
@@ -186,62 +266,57 @@ def check_flags(wh: Warehouse, day: date) -> Check:
             f"SUM(CASE WHEN churn_risk_reasons LIKE '%{r}%' THEN 1 ELSE 0 END)"
             for r in CHURN_REASONS
         )
-        + " FROM analytics.company_activity_daily WHERE activity_date = CAST(@run_date AS DATE)",
-        {"run_date": day},
-    )[0]
-    values = [int(v or 0) for v in row]
-    flags = dict(zip(DQ_FLAGS, values[1:5], strict=True))
-    reasons = dict(zip(CHURN_REASONS, values[6:], strict=True))
-    details = {"rows": values[0], "flags": flags, "churn_risk": values[5], "reasons": reasons}
-    dropped = flags["duplicate_source_records"] + flags["rejected_source_records"]
-    shown = ", ".join(f"{k}={v}" for k, v in {**flags, "churn_risk": values[5]}.items() if v)
-    message = shown or "no flags"
-    return Check("flags", WARNING, dropped == 0, message, details)
+        + f" FROM analytics.company_activity_daily WHERE activity_date {_IN_RANGE} "
+        "GROUP BY activity_date",
+        days,
+    )
+    checks = {}
+    for day in days:
+        values = [
+            int(v or 0) for v in found.get(day, (0,) * (2 + len(DQ_FLAGS) + len(CHURN_REASONS)))
+        ]
+        flags = dict(zip(DQ_FLAGS, values[1:5], strict=True))
+        reasons = dict(zip(CHURN_REASONS, values[6:], strict=True))
+        details = {"rows": values[0], "flags": flags, "churn_risk": values[5], "reasons": reasons}
+        dropped = flags["duplicate_source_records"] + flags["rejected_source_records"]
+        shown = ", ".join(f"{k}={v}" for k, v in {**flags, "churn_risk": values[5]}.items() if v)
+        checks[day] = Check("flags", WARNING, dropped == 0, shown or "no flags", details)
+    return checks
 
 
+# Rows per layer for each day, in the order reported; dim.companies is not by day (its total).
 _LAYER_COUNTS = {
-    "stg.product_usage": "SELECT COUNT(*) FROM stg.product_usage "
-    "WHERE file_date = CAST(@run_date AS DATE)",
-    "stg.product_usage companies": "SELECT COUNT(DISTINCT company_id) FROM stg.product_usage "
-    "WHERE file_date = CAST(@run_date AS DATE)",
-    "stg.quarantine": "SELECT COUNT(*) FROM stg.quarantine "
-    "WHERE file_date = CAST(@run_date AS DATE)",
-    "stg.crm_companies": "SELECT COUNT(*) FROM stg.crm_companies "
-    "WHERE snapshot_date = CAST(@run_date AS DATE)",
-    "dim.companies": "SELECT COUNT(*) FROM dim.companies",
-    "analytics rows": f"SELECT COUNT(*) FROM {_METRICS} "
-    "WHERE activity_date = CAST(@run_date AS DATE)",
+    "stg.product_usage": "SELECT file_date, COUNT(*) FROM stg.product_usage "
+    f"WHERE file_date {_IN_RANGE} GROUP BY file_date",
+    "stg.product_usage companies": "SELECT file_date, COUNT(DISTINCT company_id) "
+    f"FROM stg.product_usage WHERE file_date {_IN_RANGE} GROUP BY file_date",
+    "stg.quarantine": "SELECT file_date, COUNT(*) FROM stg.quarantine "
+    f"WHERE file_date {_IN_RANGE} GROUP BY file_date",
+    "stg.crm_companies": "SELECT snapshot_date, COUNT(*) FROM stg.crm_companies "
+    f"WHERE snapshot_date {_IN_RANGE} GROUP BY snapshot_date",
+    "dim.companies": "",
+    "analytics rows": f"SELECT activity_date, COUNT(*) FROM {_METRICS} "
+    f"WHERE activity_date {_IN_RANGE} GROUP BY activity_date",
 }
 
 
-def check_layer_counts(wh: Warehouse, day: date) -> Check:
-    # One statement of scalar subqueries, not six: each round trip costs a few milliseconds
-    # and validate runs once per date of a backfill.
-    row = wh.query(
-        "SELECT " + ", ".join(f"({sql})" for sql in _LAYER_COUNTS.values()), {"run_date": day}
-    )[0]
-    counts = {name: int(value or 0) for name, value in zip(_LAYER_COUNTS, row, strict=True)}
-    message = ", ".join(f"{k}={v}" for k, v in counts.items())
-    return Check("layer_counts", INFO, True, message, counts)
+def check_layer_counts(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
+    dimension = int(wh.scalar("SELECT COUNT(*) FROM dim.companies") or 0)
+    per_layer = {name: _count_by_day(wh, sql, days) for name, sql in _LAYER_COUNTS.items() if sql}
+    checks = {}
+    for day in days:
+        counts = {
+            name: per_layer[name].get(day, 0) if sql else dimension
+            for name, sql in _LAYER_COUNTS.items()
+        }
+        message = ", ".join(f"{k}={v}" for k, v in counts.items())
+        checks[day] = Check("layer_counts", INFO, True, message, counts)
+    return checks
 
 
-def check_usage_companies_present(wh: Warehouse, day: date) -> Check:
-    missing = _one(
-        wh,
-        "SELECT COUNT(*) FROM (SELECT DISTINCT company_id FROM stg.product_usage "
-        f"WHERE file_date = CAST(@run_date AS DATE)) AS u LEFT JOIN {_DAY_IDS} AS a "
-        "ON a.company_id = u.company_id WHERE a.company_id IS NULL",
-        day,
-    )
-    message = (
-        "every company with usage has a row"
-        if missing == 0
-        else f"{missing} company(ies) with usage have no row; run `company-activity merge`"
-    )
-    return Check("usage_companies_present", ERROR, missing == 0, message, {"missing": missing})
+RangeCheckFn = Callable[[Warehouse, Sequence[date]], dict[date, Check]]
 
-
-DEFAULT_CHECKS: list[CheckFn] = [
+DEFAULT_CHECKS: list[RangeCheckFn] = [
     check_usage_loaded,
     check_unique_keys,
     check_canonical_keys,
@@ -255,9 +330,22 @@ DEFAULT_CHECKS: list[CheckFn] = [
 
 def validate(wh: Warehouse, day: date, extra_checks: Sequence[CheckFn] = ()) -> ValidationResult:
     """Run every default check, then the extra ones, for one date."""
-    return ValidationResult(
-        day, tuple(check(wh, day) for check in (*DEFAULT_CHECKS, *extra_checks))
-    )
+    return validate_days(wh, [day], extra_checks)[day]
+
+
+def validate_days(
+    wh: Warehouse, days: Sequence[date], extra_checks: Sequence[CheckFn] = ()
+) -> dict[date, ValidationResult]:
+    """validate() for each of these dates, the default checks set-based over their range."""
+    if not days:
+        return {}
+    found = [check(wh, days) for check in DEFAULT_CHECKS]
+    return {
+        day: ValidationResult(
+            day, (*(checks[day] for checks in found), *(check(wh, day) for check in extra_checks))
+        )
+        for day in days
+    }
 
 
 def usage_drop_check(threshold: float, action: str) -> CheckFn:

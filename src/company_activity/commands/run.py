@@ -24,7 +24,12 @@ from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.migrations import applied_versions
 from company_activity.mock_api import MockApiConfig, MockApiServer, parse_fault_rates
 from company_activity.pipeline import DateResult, PipelineRunner
-from company_activity.pipeline_steps import StepContext, build_range_steps, build_steps
+from company_activity.pipeline_steps import (
+    StepContext,
+    build_range_steps,
+    build_steps,
+    prepare_validation,
+)
 from company_activity.progress import Progress
 from company_activity.runctx import utc_now
 from company_activity.storage import open_store
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             max_attempts=settings.step_max_attempts,
             on_date_done=date_done,
             range_steps=build_range_steps(step_ctx),
+            prepare_validation=prepare_validation(step_ctx),
         )
         command = " ".join(sys.argv[1:]) or "run"
         try:
