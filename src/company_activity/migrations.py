@@ -124,13 +124,7 @@ Operation = (
 
 def is_base_table(wh: Warehouse, name: str) -> bool:
     """True when schema.name is a table (not a view, not missing)."""
-    schema, short = name.split(".")
-    count = wh.scalar(
-        "SELECT COUNT(*) FROM information_schema.tables "
-        "WHERE table_schema = @schema AND table_name = @name AND table_type = 'BASE TABLE'",
-        {"schema": schema, "name": short},
-    )
-    return bool(count)
+    return wh.table_exists(name, table_type="BASE TABLE")
 
 
 # Version 1 stored the daily rows with their attributes and final churn reasons and flags;

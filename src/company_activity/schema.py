@@ -192,39 +192,50 @@ COMPANIES = Table(
     "Company master (SCD1)",
 )
 
+# A company's day, declared once for the metrics table and the view over it.
+_DAY_KEYS = (
+    _c("company_id", COMPANY_ID, False),
+    _c("activity_date", "DATE", False),
+)
+_DAILY_MEASURES = (
+    _c("active_users", "INT", False),
+    _c("events", "BIGINT", False),
+)
+_WINDOWS = (
+    _c("rolling_7d_active_users", "BIGINT", False),
+    _c("rolling_30d_events", "BIGINT", False),
+    _c("active_days_30d", "INT", False),
+    _c("activity_consistency_30d", "DECIMAL(9,4)", False),
+    _c("peak_active_users_30d", "INT", False),
+    _c("usage_density", "DECIMAL(18,4)"),
+    _c("active_users_dod_pct", "DECIMAL(18,4)"),
+    _c("active_users_wow_pct", "DECIMAL(18,4)"),
+    _c("last_activity_date", "DATE"),
+    _c("days_since_last_activity", "INT"),
+)
+_ENGAGEMENT = _c("engagement_score", "DECIMAL(5,1)", False)
+_LINEAGE = (
+    _c("run_id", RUN_ID, False),
+    _c("created_at", TS, False),
+    _c("updated_at", TS, False),
+)
+
 # The measures, windows and lineage of a company's day: everything that does not depend on
 # the dimension, so a CRM change never rewrites it (the view below joins the attributes).
 COMPANY_ACTIVITY_METRICS = Table(
     "analytics.company_activity_metrics",
     (
-        # keys
-        _c("company_id", COMPANY_ID, False),
-        _c("activity_date", "DATE", False),
-        # daily measures
-        _c("active_users", "INT", False),
-        _c("events", "BIGINT", False),
-        # windows
-        _c("rolling_7d_active_users", "BIGINT", False),
-        _c("rolling_30d_events", "BIGINT", False),
-        _c("active_days_30d", "INT", False),
-        _c("activity_consistency_30d", "DECIMAL(9,4)", False),
-        _c("peak_active_users_30d", "INT", False),
-        _c("usage_density", "DECIMAL(18,4)"),
-        _c("active_users_dod_pct", "DECIMAL(18,4)"),
-        _c("active_users_wow_pct", "DECIMAL(18,4)"),
-        _c("last_activity_date", "DATE"),
-        _c("days_since_last_activity", "INT"),
-        _c("engagement_score", "DECIMAL(5,1)", False),
+        *_DAY_KEYS,
+        *_DAILY_MEASURES,
+        *_WINDOWS,
+        _ENGAGEMENT,
         # the churn reasons and quality flags that follow from usage alone (1 or 0)
         _c("has_inactive_14d", "INT", False, "churn reason inactive_14d"),
         _c("has_usage_drop", "INT", False, "churn reason usage_drop"),
         _c("has_duplicate_source_records", "INT", False, "flag duplicate_source_records"),
         _c("has_partial_window", "INT", False, "flag partial_window"),
         _c("has_rejected_source_records", "INT", False, "flag rejected_source_records"),
-        # lineage
-        _c("run_id", RUN_ID, False),
-        _c("created_at", TS, False),
-        _c("updated_at", TS, False),
+        *_LINEAGE,
     ),
     ("company_id", "activity_date"),
     "One row per company per loaded day: what does not depend on the dimension",
@@ -236,38 +247,21 @@ COMPANY_ACTIVITY_METRICS = Table(
 COMPANY_ACTIVITY_DAILY = View(
     "analytics.company_activity_daily",
     (
-        # keys
-        _c("company_id", COMPANY_ID, False),
-        _c("activity_date", "DATE", False),
+        *_DAY_KEYS,
         # attributes (current dimension values)
         _c("company_name", "NVARCHAR(400)"),
         _c("country", "NVARCHAR(100)"),
         _c("industry_tag", "NVARCHAR(100)"),
         _c("last_contact_at", TS),
-        # daily measures
-        _c("active_users", "INT", False),
-        _c("events", "BIGINT", False),
-        # windows
-        _c("rolling_7d_active_users", "BIGINT", False),
-        _c("rolling_30d_events", "BIGINT", False),
-        _c("active_days_30d", "INT", False),
-        _c("activity_consistency_30d", "DECIMAL(9,4)", False),
-        _c("peak_active_users_30d", "INT", False),
-        _c("usage_density", "DECIMAL(18,4)"),
-        _c("active_users_dod_pct", "DECIMAL(18,4)"),
-        _c("active_users_wow_pct", "DECIMAL(18,4)"),
-        _c("last_activity_date", "DATE"),
-        _c("days_since_last_activity", "INT"),
+        *_DAILY_MEASURES,
+        *_WINDOWS,
         _c("days_since_last_contact", "INT"),
-        _c("engagement_score", "DECIMAL(5,1)", False),
+        _ENGAGEMENT,
         # churn and quality
         _c("is_churn_risk", "INT", False, "1 when any churn reason applies"),
         _c("churn_risk_reasons", "VARCHAR(200)"),
         _c("data_quality_flag", "VARCHAR(200)", False),
-        # lineage (of the metrics row)
-        _c("run_id", RUN_ID, False),
-        _c("created_at", TS, False),
-        _c("updated_at", TS, False),
+        *_LINEAGE,  # of the metrics row
     ),
     query_file="views/company_activity_daily.sql",
     description="One row per company per calendar day: metrics with the current attributes",

@@ -115,14 +115,18 @@ class Warehouse(abc.ABC):
         )
         return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
 
-    def table_exists(self, table: str) -> bool:
+    def table_exists(self, table: str, table_type: str | None = None) -> bool:
+        """Whether schema.table exists (as `table_type`, e.g. 'BASE TABLE', when given)."""
         schema, name = table.split(".")
-        count = self.scalar(
+        sql = (
             "SELECT COUNT(*) FROM information_schema.tables "
-            "WHERE table_schema = @schema AND table_name = @name",
-            {"schema": schema, "name": name},
+            "WHERE table_schema = @schema AND table_name = @name"
         )
-        return bool(count)
+        params = {"schema": schema, "name": name}
+        if table_type is not None:
+            sql += " AND table_type = @table_type"
+            params["table_type"] = table_type
+        return bool(self.scalar(sql, params))
 
     def missing_tables(self, tables: Sequence[str]) -> list[str]:
         """The tables of `tables` (schema.table) that do not exist, in the order given."""
