@@ -402,8 +402,8 @@ def _scan_page(text: str) -> tuple[list[str], object]:
 def _scan_items(text: str, pos: int) -> tuple[list[str], int]:
     """The items of the list at text[pos] ('['), each as its source text, and the end.
 
-    Called for every item of every page, so whitespace is only looked for where a compact page
-    could have some.
+    Called for every item of every page: whitespace is looked for only where the next
+    character is not the one a compact page has there.
     """
     spans: list[str] = []
     pos = _skip(text, pos + 1)

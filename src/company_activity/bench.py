@@ -204,16 +204,22 @@ def _in_child(fn: Callable[..., _T], *args: Any) -> _T:
 
 
 def machine() -> dict[str, Any]:
-    limit = os.environ.get("DUCKDB_MEMORY_LIMIT")
     return {
-        "duckdb_memory_limit": limit
-        or load_settings(environ={}, dotenv_path=None).duckdb_memory_limit,
+        "duckdb_memory_limit": load_settings(
+            environ=_caller_settings(), dotenv_path=None
+        ).duckdb_memory_limit,
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "duckdb": duckdb.__version__,
         "memory_gb": _memory_gb(),
     }
+
+
+def _caller_settings() -> dict[str, str]:
+    """The one setting taken from the caller: the memory limit trades peak RSS for time."""
+    limit = os.environ.get("DUCKDB_MEMORY_LIMIT")
+    return {"DUCKDB_MEMORY_LIMIT": limit} if limit else {}
 
 
 def _memory_gb() -> float | None:
@@ -298,10 +304,8 @@ class _Env:
         environ = {
             "DUCKDB_PATH": str(folder / "warehouse.duckdb"),
             "LOCAL_BLOB_DIR": str(folder / "blob"),
+            **_caller_settings(),
         }
-        # The one setting taken from the caller: the memory limit trades peak RSS for time.
-        if limit := os.environ.get("DUCKDB_MEMORY_LIMIT"):
-            environ["DUCKDB_MEMORY_LIMIT"] = limit
         settings = load_settings(environ=environ, dotenv_path=None)
         wh = DuckDBWarehouse(settings.duckdb_path, settings.duckdb_memory_limit)
         migrate(wh, utc_now())
@@ -389,11 +393,9 @@ def _timed(fn: Callable[..., Any], name: str, into: dict[str, float]) -> Any:
 
 def _daily(env: _Env, scale: Scale, day: date, source: PageSource, out: dict[str, Any]) -> None:
     """One daily run in this process (the wide scenario: no backfill before it)."""
-    seconds: dict[str, float] = {}
     _write_crm(env, [day], scale.companies, scale.seed)
-    started = time.perf_counter()
-    _run(env, source, [day], seconds)
-    _daily_figures(out, [day], [time.perf_counter() - started], [seconds])
+    total, seconds = _timed_run(env, source, day)
+    _daily_figures(out, [day], [total], [seconds])
 
 
 def _daily_runs(env: _Env, scale: Scale, first: date, out: dict[str, Any]) -> tuple[_Env, date]:
@@ -416,12 +418,17 @@ def _daily_run(folder: Path, scale: Scale, day: date) -> tuple[float, dict[str, 
     """One daily run in this process: its seconds, and each step's."""
     env = _Env.create(folder)
     try:
-        seconds: dict[str, float] = {}
-        started = time.perf_counter()
-        _run(env, GeneratorSource(scale.seed, scale.companies), [day], seconds)
-        return time.perf_counter() - started, seconds
+        return _timed_run(env, GeneratorSource(scale.seed, scale.companies), day)
     finally:
         env.wh.close()
+
+
+def _timed_run(env: _Env, source: PageSource, day: date) -> tuple[float, dict[str, float]]:
+    """The pipeline for one date: its seconds, and each step's."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    _run(env, source, [day], seconds)
+    return time.perf_counter() - started, seconds
 
 
 def _daily_figures(

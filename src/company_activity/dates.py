@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from company_activity.errors import DataError
 
@@ -12,3 +12,12 @@ def date_range(start: date, end: date) -> list[date]:
     if end < start:
         raise DataError(f"the end date {end} is before the start date {start}; swap them")
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+def as_date(value: object) -> date:
+    """A DATE column's value as a date, whatever the driver returned (date, datetime, text)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from company_activity.dates import date_range
+from company_activity.dates import as_date, date_range
 from company_activity.errors import DataError
 from company_activity.runctx import utc_now
 from company_activity.warehouse.base import Warehouse
@@ -80,7 +80,7 @@ class MergeResult:
 def completed_usage_dates(wh: Warehouse, start: date, end: date) -> set[date]:
     """Days in start..end whose latest usage load run succeeded."""
     rows = wh.query(_LATEST_USAGE_LOADS, {"start_date": start, "end_date": end})
-    return {_as_date(r[0]) for r in rows if r[1] == "succeeded"}
+    return {as_date(r[0]) for r in rows if r[1] == "succeeded"}
 
 
 def crm_loaded(wh: Warehouse, day: date) -> bool:
@@ -192,9 +192,9 @@ def _restate_merged_grid(wh: Warehouse, start: date, run_id: str, run_ts: dateti
     last_merged = wh.scalar(
         "SELECT MAX(a.activity_date) FROM analytics.company_activity_metrics AS a"
     )
-    if last_merged is None or _as_date(last_merged) < start:
+    if last_merged is None or as_date(last_merged) < start:
         return 0
-    loaded = completed_usage_dates(wh, start, _as_date(last_merged))
+    loaded = completed_usage_dates(wh, start, as_date(last_merged))
     if not loaded:
         return 0
     first = min(loaded)
@@ -235,11 +235,3 @@ def _record(
         ("run_id", "target", "run_date", "rows_affected", "started_at", "ended_at"),
         [(run_id, target, d, per_day, started_at, ended_at) for d in days],
     )
-
-
-def _as_date(value: object) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))

@@ -19,6 +19,7 @@ from company_activity.staging import load_crm, load_usage
 from company_activity.staging.audit import LoadResult
 from company_activity.storage.base import BlobStore
 from company_activity.validation import (
+    CheckFn,
     ValidationResult,
     usage_drop_check,
     validate,
@@ -52,10 +53,14 @@ def _load_outcome(result: LoadResult) -> StepOutcome:
     )
 
 
+def _usage_drop_check(settings: Settings) -> CheckFn:
+    return usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+
+
 def build_steps(ctx: StepContext) -> dict[str, StepFn]:
     """The step functions by name, in pipeline order (notify is the runner's own)."""
     settings = ctx.settings
-    drop_check = usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+    drop_check = _usage_drop_check(settings)
 
     def check_crm_file(day: date) -> StepOutcome:
         container, prefix = rawzone.crm_location(settings.crm_blob_path)
@@ -152,8 +157,7 @@ def build_range_steps(ctx: StepContext) -> dict[str, RangeStepFn]:
 def prepare_validation(ctx: StepContext) -> Callable[[Sequence[date]], None]:
     """For the runner's backfill path: validate a chunk's dates together, after its merges,
     for the validate steps that follow (the checks run set-based over the chunk's range)."""
-    settings = ctx.settings
-    drop_check = usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+    drop_check = _usage_drop_check(ctx.settings)
 
     def prepare(days: Sequence[date]) -> None:
         ctx.validations.clear()

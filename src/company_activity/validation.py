@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from company_activity.dates import as_date
 from company_activity.model import completed_usage_dates
 from company_activity.schema import COMPANY_ACTIVITY_METRICS
 from company_activity.warehouse.base import Warehouse
@@ -94,15 +95,11 @@ def _range(days: Sequence[date]) -> dict[str, date]:
 
 def _by_day(wh: Warehouse, sql: str, days: Sequence[date]) -> dict[date, tuple[Any, ...]]:
     """Rows of (day, values...) keyed by day; days without a row are absent."""
-    return {_as_date(r[0]): tuple(r[1:]) for r in wh.query(sql, _range(days))}
+    return {as_date(r[0]): tuple(r[1:]) for r in wh.query(sql, _range(days))}
 
 
 def _count_by_day(wh: Warehouse, sql: str, days: Sequence[date]) -> dict[date, int]:
     return {day: int(values[0] or 0) for day, values in _by_day(wh, sql, days).items()}
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 _IN_RANGE = "BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
@@ -285,7 +282,7 @@ def check_flags(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
 
 
 # Rows per layer for each day, in the order reported; dim.companies is not by day (its total).
-_LAYER_COUNTS = {
+_LAYER_COUNTS: dict[str, str | None] = {
     "stg.product_usage": "SELECT file_date, COUNT(*) FROM stg.product_usage "
     f"WHERE file_date {_IN_RANGE} GROUP BY file_date",
     "stg.product_usage companies": "SELECT file_date, COUNT(DISTINCT company_id) "
@@ -294,7 +291,7 @@ _LAYER_COUNTS = {
     f"WHERE file_date {_IN_RANGE} GROUP BY file_date",
     "stg.crm_companies": "SELECT snapshot_date, COUNT(*) FROM stg.crm_companies "
     f"WHERE snapshot_date {_IN_RANGE} GROUP BY snapshot_date",
-    "dim.companies": "",
+    "dim.companies": None,
     "analytics rows": f"SELECT activity_date, COUNT(*) FROM {_METRICS} "
     f"WHERE activity_date {_IN_RANGE} GROUP BY activity_date",
 }
@@ -302,11 +299,13 @@ _LAYER_COUNTS = {
 
 def check_layer_counts(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
     dimension = int(wh.scalar("SELECT COUNT(*) FROM dim.companies") or 0)
-    per_layer = {name: _count_by_day(wh, sql, days) for name, sql in _LAYER_COUNTS.items() if sql}
+    per_layer = {
+        name: _count_by_day(wh, sql, days) for name, sql in _LAYER_COUNTS.items() if sql is not None
+    }
     checks = {}
     for day in days:
         counts = {
-            name: per_layer[name].get(day, 0) if sql else dimension
+            name: dimension if sql is None else per_layer[name].get(day, 0)
             for name, sql in _LAYER_COUNTS.items()
         }
         message = ", ".join(f"{k}={v}" for k, v in counts.items())

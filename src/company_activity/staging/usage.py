@@ -28,7 +28,9 @@ from company_activity.staging.writer import BatchWriter, Target
 from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
 
-USAGE = Target("usage", PRODUCT_USAGE, "file_date", "raw_json", USAGE_CHECK_SQL)
+USAGE = Target(
+    "usage", PRODUCT_USAGE, "file_date", "raw_json", USAGE_CHECK_SQL, recheck_strict_json=True
+)
 
 
 def load_usage(

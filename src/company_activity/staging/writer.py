@@ -41,6 +41,8 @@ class Target:
     date_column: str
     raw_column: str
     check_sql: str
+    # The check marks lines DuckDB's parser may have been lenient with (a `suspect` column).
+    recheck_strict_json: bool = False
 
     @property
     def staged_select(self) -> str:
@@ -103,7 +105,7 @@ class BatchWriter:
     def _recheck_suspects(self) -> None:
         """Give strict JSON the last word on the few lines DuckDB's parser may have been lenient
         with (rules.LENIENT_JSON); only those rows come back to Python."""
-        if "suspect" not in self.target.check_sql:
+        if not self.target.recheck_strict_json:
             return
         suspects = self._fetch(
             f"SELECT rowid, {self.target.raw_column} FROM {_CHECKED} WHERE suspect", {}
