@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from company_activity.migrations import migrate
 from company_activity.settings import Settings, load_settings
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 
 FIXED_TS = datetime(2025, 1, 1, 6, 0, 0)
 

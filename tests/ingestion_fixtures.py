@@ -8,9 +8,9 @@ from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
-from company_activity import rawzone
-from company_activity.api_client import ApiClient, ApiConfig
-from company_activity.mock_api import MockApiConfig, MockApiServer
+from company_activity.ingest import rawzone
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.mock.api import MockApiConfig, MockApiServer
 from company_activity.storage.base import BlobStore
 
 API_KEY = "test-key-5b1e9c0f7d2a"

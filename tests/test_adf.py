@@ -2,7 +2,7 @@
 
 Nothing here talks to Azure. The resource shapes are checked against azure-mgmt-datafactory's
 models; the run behaviour (which activities run, the run's final status) is checked with
-company_activity.adf_graph's simulation of Data Factory's documented dependency rules.
+company_activity.azure.adf_graph's simulation of Data Factory's documented dependency rules.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import azure.mgmt.datafactory.models as adf_models
 import pytest
 from azure.mgmt.datafactory._utils.model_base import Model
 
-from company_activity import adf_graph, procedures, steps
+from company_activity.azure import adf_graph, procedures
 from company_activity.cli import main as cli_main
+from company_activity.pipeline import names as steps
 
 REPO = Path(__file__).resolve().parents[1]
 ADF = REPO / "adf"
@@ -339,7 +340,7 @@ def test_activities_in_dependency_order_are_the_local_runners_steps(
 def test_merges_call_the_procedures_rendered_from_sql_in_the_runners_order(
     pipeline: dict[str, Any],
 ) -> None:
-    from company_activity import model
+    from company_activity.model import merge as model
 
     rendered = {p.qualified_name: p for p in procedures.render_all(REPO / "sql")}
     by_name = {a["name"]: a for a in adf_graph.activities(pipeline)}

@@ -1,4 +1,4 @@
-"""The API client against the real local HTTP server (company_activity.mock_api).
+"""The API client against the real local HTTP server (company_activity.mock.api).
 
 Waits between attempts are recorded instead of slept (api_client.sleep is patched).
 """
@@ -11,9 +11,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from company_activity import api_client, mock_data
-from company_activity.api_client import FetchStats, parse_page, parse_retry_after
 from company_activity.errors import DataError, TerminalError, TransientError
+from company_activity.ingest import api_client
+from company_activity.ingest.api_client import FetchStats, parse_page, parse_retry_after
+from company_activity.mock import data as mock_data
 from tests.ingestion_fixtures import API_KEY, DAY, SEED, client_for, mock_server
 
 

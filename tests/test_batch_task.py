@@ -1,4 +1,4 @@
-"""The piece Data Factory calls: company_activity.batch_task, as a Custom activity runs it.
+"""The piece Data Factory calls: company_activity.azure.batch_task, as a Custom activity runs it.
 
 The end-to-end test takes each Custom activity's command line and extendedProperties from
 the pipeline JSON, substitutes run_date and the factory's global parameters (pointed at
@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from company_activity import adf_graph, batch_task, procedures, steps
+from company_activity.azure import adf_graph, batch_task, procedures
 from company_activity.cli import EXIT_TERMINAL
-from company_activity.mock_api import MockApiConfig, MockApiServer
+from company_activity.mock.api import MockApiConfig, MockApiServer
+from company_activity.pipeline import names as steps
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def _start_task_python() -> str:
     return f"{prefix.group(1)}/venv/bin/python"
 
 
-ENTRY = f"{_start_task_python()} -m company_activity.batch_task"
+ENTRY = f"{_start_task_python()} -m company_activity.azure.batch_task"
 
 
 # Expressions: just the forms the pipeline uses, evaluated like Data Factory would. ----------
@@ -149,7 +150,7 @@ def test_a_refused_activity_json_is_a_terminal_exit_without_traceback(
 
 def _run(workdir: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "company_activity.batch_task", *args],
+        [sys.executable, "-m", "company_activity.azure.batch_task", *args],
         cwd=workdir,
         env=env,
         capture_output=True,

@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from company_activity import mock_data, steps
 from company_activity.cli import main
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError, TransientError
-from company_activity.fetch import GeneratorSource
-from company_activity.migrations import migrate
-from company_activity.pipeline import (
+from company_activity.mock import data as mock_data
+from company_activity.mock.source import GeneratorSource
+from company_activity.pipeline import names as steps
+from company_activity.pipeline.runner import (
     RANGE_CHUNK_DATES,
     RANGE_MIN_DATES,
     DateResult,
     PipelineRunner,
 )
-from company_activity.pipeline_steps import (
+from company_activity.pipeline.steps import (
     StepContext,
     build_range_steps,
     build_steps,
@@ -34,6 +34,7 @@ from company_activity.pipeline_steps import (
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 
 SEED = 11
 COMPANIES = 30

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from company_activity import api_client, mock_data, rawzone
 from company_activity.errors import ConfigError, DataError
-from company_activity.fetch import fetch_day
+from company_activity.ingest import api_client, rawzone
+from company_activity.ingest.fetch import fetch_day
+from company_activity.mock import data as mock_data
 from company_activity.settings import Settings
 from company_activity.storage import open_store
 from company_activity.storage.azure_blob import TRANSFER_CHUNK_BYTES, AzureBlobStore

@@ -14,19 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from company_activity import api_client, mock_data, rawzone
 from company_activity.cli import EXIT_TERMINAL, EXIT_TRANSIENT, main
 from company_activity.commands.fetch import DEFAULT_SAMPLE, summary_line
 from company_activity.dates import date_range
 from company_activity.errors import DataError, TransientError
-from company_activity.fetch import (
+from company_activity.ingest import api_client, rawzone
+from company_activity.ingest.fetch import (
     DayResult,
-    GeneratorSource,
     SampleSource,
     fetch_day,
     fetch_days,
 )
-from company_activity.progress import Progress
+from company_activity.mock import data as mock_data
+from company_activity.mock.source import GeneratorSource
+from company_activity.pipeline.progress import Progress
 from company_activity.storage import LocalFolderStore
 from tests.ingestion_fixtures import (
     API_KEY,

@@ -17,7 +17,7 @@ import pytest
 
 from company_activity import cli
 from company_activity.errors import DataError
-from company_activity.rawzone import Manifest, PartInfo, manifest_path, part_path
+from company_activity.ingest.rawzone import Manifest, PartInfo, manifest_path, part_path
 from company_activity.staging import lines as lines_module
 from company_activity.staging import load_usage, replace
 from company_activity.staging.folder import dated_files

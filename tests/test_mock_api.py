@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from company_activity import mock_data
 from company_activity.cli import main
 from company_activity.errors import ConfigError
-from company_activity.mock_api import MockApiConfig, MockApiServer, parse_fault_rates
+from company_activity.mock import data as mock_data
+from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
 from company_activity.storage import LocalFolderStore
 from tests.ingestion_fixtures import API_KEY, DAY, SEED, mock_server
 

@@ -1,7 +1,7 @@
 """The company-activity model on DuckDB: definitions, restatement, idempotence, the CLI.
 
 Each test writes staging rows and load audits itself (as the loaders would), merges through
-company_activity.model and compares with tests/reference_model.py, an independent Python
+company_activity.model.merge and compares with tests/reference_model.py, an independent Python
 statement of the definitions.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from company_activity import model
 from company_activity.errors import DataError
-from company_activity.migrations import migrate
-from company_activity.schema import COMPANY_ACTIVITY_DAILY
+from company_activity.model import merge as model
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
+from company_activity.warehouse.schema import COMPANY_ACTIVITY_DAILY
 from tests.reference_model import (
     CrmRecord,
     History,

@@ -4,7 +4,7 @@ Unlike tests/test_model_properties.py, nothing here writes staging rows: each ex
 raw CRM CSV exports and usage NDJSON partitions (parts, then the manifest last) to a local
 folder standing in for Blob Storage, with ids in random case and padded with spaces and tabs,
 duplicates with different (and equal) ts, gaps, rejected lines, CRM changes and corrections,
-and runs company_activity.staging.load_crm / load_usage and company_activity.model.merge* in
+and runs company_activity.staging.load_crm / load_usage and company_activity.model.merge.merge* in
 a random interleaving: loads and merges mixed, days loaded after later days were merged,
 failed load runs, corrections reloaded after a merge, merges of not-yet-loaded dates (which
 must fail) and reruns. The tables are then compared with tests/reference_model.py, computed
@@ -27,14 +27,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from company_activity import model
 from company_activity.errors import DataError
-from company_activity.migrations import migrate
-from company_activity.rawzone import PartitionWriter
-from company_activity.schema import COMPANY_ACTIVITY_DAILY
+from company_activity.ingest.rawzone import PartitionWriter
+from company_activity.model import merge as model
 from company_activity.staging import load_crm, load_usage
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
+from company_activity.warehouse.schema import COMPANY_ACTIVITY_DAILY
 from tests.reference_model import (
     CrmRecord,
     History,

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from company_activity import model
-from company_activity.migrations import migrate
+from company_activity.model import merge as model
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 from tests.reference_model import (
     CrmRecord,
     History,

@@ -18,17 +18,20 @@ from typing import Any
 
 import pytest
 
-from company_activity import api_client, mock_data, notify, steps
-from company_activity.api_client import ApiClient, ApiConfig
 from company_activity.dates import date_range
 from company_activity.errors import TransientError
-from company_activity.migrations import migrate
-from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner, StepOutcome
-from company_activity.pipeline_steps import StepContext, build_steps
+from company_activity.ingest import api_client
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.mock import data as mock_data
+from company_activity.mock.api import MockApiConfig, MockApiServer
+from company_activity.pipeline import names as steps
+from company_activity.pipeline import notify
+from company_activity.pipeline.runner import PipelineRunner, StepOutcome
+from company_activity.pipeline.steps import StepContext, build_steps
 from company_activity.settings import Settings
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 from tests.webhook_server import webhook_server
 
 ROOT = Path(__file__).resolve().parents[1]

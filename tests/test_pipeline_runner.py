@@ -12,10 +12,11 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from company_activity import notify, steps
 from company_activity.dates import date_range
 from company_activity.errors import DataError, TransientError
-from company_activity.pipeline import PipelineRunner, StepOutcome
+from company_activity.pipeline import names as steps
+from company_activity.pipeline import notify
+from company_activity.pipeline.runner import PipelineRunner, StepOutcome
 from company_activity.redact import register_secret
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.webhook_server import webhook_server

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlfluff
 
-from company_activity import procedures
+from company_activity.azure import procedures
 from company_activity.errors import ConfigError, SqlContractError
 from company_activity.warehouse.azuresql import AzureSqlWarehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from company_activity import rawzone
 from company_activity.errors import DataError
-from company_activity.rawzone import Manifest, PartInfo, PartitionWriter
+from company_activity.ingest import rawzone
+from company_activity.ingest.rawzone import Manifest, PartInfo, PartitionWriter
 from company_activity.storage import LocalFolderStore
 from tests.ingestion_fixtures import CONTAINER, read_partition
 

@@ -6,11 +6,17 @@ import dataclasses
 from datetime import date, datetime
 from pathlib import Path
 
-from company_activity import migrations
-from company_activity.ddl import full_tsql_script
-from company_activity.migrations import MIGRATIONS, AddColumn, Migration, latest_version, migrate
-from company_activity.schema import TABLES, VIEWS, Column, duckdb_type, table
+from company_activity.warehouse import migrations
+from company_activity.warehouse.ddl import full_tsql_script
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import (
+    MIGRATIONS,
+    AddColumn,
+    Migration,
+    latest_version,
+    migrate,
+)
+from company_activity.warehouse.schema import TABLES, VIEWS, Column, duckdb_type, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = datetime(2025, 1, 1)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from company_activity.errors import ConfigError
+from company_activity.pipeline.runctx import configure_logging
 from company_activity.redact import redact
-from company_activity.runctx import configure_logging
 from company_activity.secrets import key_vault_lookup
 from company_activity.settings import SPECS, key_vault_name, load_settings
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlfluff
 
-from company_activity.sqllint import lint_file, transform_files
+from company_activity.warehouse.sqllint import lint_file, transform_files
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_FILES = sorted((ROOT / "sql").rglob("*.sql"))

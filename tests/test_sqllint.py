@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from company_activity.sqllint import lint_text
+from company_activity.warehouse.sqllint import lint_text
 
 GOOD_MERGE = """
 MERGE dim.companies AS tgt

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from company_activity.errors import DataError, TransientError
-from company_activity.schema import PRODUCT_USAGE, QUARANTINE, TABLES
 from company_activity.staging import load_crm, load_usage
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.azuresql import AzureSqlWarehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.schema import PRODUCT_USAGE, QUARANTINE, TABLES
 from tests.test_load_usage import CONTAINER, DAY, LOADED_AT, fixed_clock, mixed, write_partition
 
 FIXTURES = Path(__file__).parent / "fixtures" / "staging"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlfluff
 
-from company_activity import ddl_synapse
-from company_activity.schema import TABLES
+from company_activity.azure import synapse as ddl_synapse
+from company_activity.warehouse.schema import TABLES
 from company_activity.warehouse.tsql import split_batches
 
 SCRIPT = Path(__file__).resolve().parents[1] / "sql" / "ddl" / "synapse.sql"
@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "sql" / "ddl" / "synapse.sql"
 def test_checked_in_script_is_current() -> None:
     assert SCRIPT.read_text(encoding="utf-8") == ddl_synapse.full_script(), (
         "sql/ddl/synapse.sql is stale: regenerate it with `python -c 'from "
-        'company_activity.ddl_synapse import full_script as f; print(f(), end="")\' '
+        'company_activity.azure.synapse import full_script as f; print(f(), end="")\' '
         "> sql/ddl/synapse.sql`"
     )
 

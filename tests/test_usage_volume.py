@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from company_activity.validation import ERROR, INFO, WARNING, usage_drop_check
+from company_activity.model.validation import ERROR, INFO, WARNING, usage_drop_check
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from company_activity import model
-from company_activity.migrations import migrate
-from company_activity.rollback import rollback
-from company_activity.validation import WARNING, Check, validate, validate_days
+from company_activity.model import merge as model
+from company_activity.model.rollback import rollback
+from company_activity.model.validation import WARNING, Check, validate, validate_days
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 from tests.reference_model import History, differences, expected_rows
 from tests.test_model import (
     RUN_TS,

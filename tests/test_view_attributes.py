@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
-from company_activity import ddl, model
 from company_activity.errors import SqlContractError
-from company_activity.migrations import (
+from company_activity.model import merge as model
+from company_activity.warehouse import ddl
+from company_activity.warehouse.azuresql import AzureSqlWarehouse
+from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import (
     CALENDAR_END,
     CALENDAR_START,
     MIGRATIONS,
@@ -27,7 +30,7 @@ from company_activity.migrations import (
     is_base_table,
     migrate,
 )
-from company_activity.schema import (
+from company_activity.warehouse.schema import (
     COMPANY_ACTIVITY_DAILY,
     COMPANY_ACTIVITY_METRICS,
     SCHEMA_MIGRATIONS,
@@ -35,9 +38,7 @@ from company_activity.schema import (
     Table,
     View,
 )
-from company_activity.sqllint import lint_file, view_files
-from company_activity.warehouse.azuresql import AzureSqlWarehouse
-from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.sqllint import lint_file, view_files
 from tests.reference_model import History
 from tests.test_model import (
     RUN_TS,
@@ -210,7 +211,7 @@ def test_the_views_not_null_columns_hold_no_null(wh: DuckDBWarehouse) -> None:
 
 
 def test_rollback_and_merge_write_the_metrics_table(wh: DuckDBWarehouse) -> None:
-    from company_activity.rollback import rollback
+    from company_activity.model.rollback import rollback
 
     h = rich_history(5)
     write_history(wh, h)

@@ -1,4 +1,4 @@
--- Generated from src/company_activity/schema.py by `company-activity ddl`.
+-- Generated from src/company_activity/warehouse/schema.py by `company-activity ddl`.
 
 -- Do not edit by hand: tests fail when this file and the declarations disagree.
 

@@ -1,5 +1,5 @@
 -- Synapse dedicated SQL pool variant of the schema, generated from
--- src/company_activity/schema.py by company_activity.ddl_synapse.
+-- src/company_activity/warehouse/schema.py by company_activity.azure.synapse.
 -- Do not edit by hand: tests fail when this file and the declarations disagree.
 -- Creates only what is missing; never drops anything.
 

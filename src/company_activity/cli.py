@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import company_activity
 from company_activity import commands
+from company_activity.dates import utc_now
 from company_activity.errors import PipelineError, TransientError
+from company_activity.pipeline.runctx import configure_logging, new_run_id
 from company_activity.redact import redact
-from company_activity.runctx import configure_logging, new_run_id, utc_now
 from company_activity.settings import Settings, load_settings
 from company_activity.warehouse import Warehouse, open_warehouse
 
@@ -50,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="company-activity",
         description="Company Activity Pipeline: CRM + product usage -> daily analytics table.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {company_activity.__version__}"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and tracebacks")
     parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")

@@ -6,7 +6,7 @@ import argparse
 import re
 from datetime import date
 
-from company_activity.migrations import CALENDAR_END, CALENDAR_START
+from company_activity.warehouse.migrations import CALENDAR_END, CALENDAR_START
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from company_activity.errors import DataError
 
@@ -21,3 +21,8 @@ def as_date(value: object) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value))
+
+
+def utc_now() -> datetime:
+    """The wall clock, for audit columns only: business logic takes dates as parameters."""
+    return datetime.now(UTC).replace(tzinfo=None)

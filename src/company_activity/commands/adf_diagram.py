@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.adf_graph import DIAGRAM_NAME, diagram_for, load_factory
-from company_activity.steps import PIPELINE_NAME
+from company_activity.azure.adf_graph import DIAGRAM_NAME, diagram_for, load_factory
+from company_activity.pipeline.names import PIPELINE_NAME
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.bench import FULL, QUICK, run_bench, write_report
+from company_activity.bench.scenarios import FULL, QUICK, run_bench, write_report
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from company_activity.ddl import full_tsql_script
+from company_activity.warehouse.ddl import full_tsql_script
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

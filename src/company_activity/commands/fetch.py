@@ -13,22 +13,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity import mock_data
-from company_activity.api_client import ApiClient, ApiConfig
 from company_activity.cliargs import iso_date
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError
-from company_activity.fetch import (
-    DEFAULT_MOCK_COMPANIES,
-    DEFAULT_MOCK_SEED,
-    DayResult,
-    GeneratorSource,
-    PageSource,
-    SampleSource,
-    fetch_days,
-)
-from company_activity.progress import Progress
-from company_activity.rawzone import DEFAULT_RECORDS_PER_PART
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.ingest.fetch import DayResult, PageSource, SampleSource, fetch_days
+from company_activity.ingest.rawzone import DEFAULT_RECORDS_PER_PART
+from company_activity.mock import data as mock_data
+from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED, GeneratorSource
+from company_activity.pipeline.progress import Progress
 from company_activity.storage import open_store
 
 if TYPE_CHECKING:

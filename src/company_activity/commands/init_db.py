@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from company_activity.migrations import latest_version, migrate
-from company_activity.procedures import deploy_procedures
+from company_activity.azure.procedures import deploy_procedures
+from company_activity.warehouse.migrations import latest_version, migrate
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.sqllint import lint_file, transform_files, view_files
+from company_activity.warehouse.sqllint import lint_file, transform_files, view_files
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from company_activity import model
 from company_activity.cliargs import iso_date
+from company_activity.model import merge as model
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -10,18 +10,18 @@ import argparse
 import signal
 from typing import TYPE_CHECKING
 
-from company_activity import mock_data
 from company_activity.cliargs import iso_date
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError
-from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
-from company_activity.mock_api import (
+from company_activity.mock import data as mock_data
+from company_activity.mock.api import (
     PAGINATIONS,
     RATE_FAULTS,
     MockApiConfig,
     MockApiServer,
     parse_fault_rates,
 )
+from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.redact import register_secret
 from company_activity.storage import open_store
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError
-from company_activity.report import build_report, render_text, write_markdown
+from company_activity.pipeline.report import build_report, render_text, write_markdown
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
-from company_activity.rollback import rollback
+from company_activity.model.rollback import rollback
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -15,24 +15,24 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from company_activity import mock_data, notify
-from company_activity.api_client import ApiClient, ApiConfig
 from company_activity.cliargs import iso_date
-from company_activity.dates import date_range
+from company_activity.dates import date_range, utc_now
 from company_activity.errors import ConfigError
-from company_activity.fetch import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
-from company_activity.migrations import applied_versions
-from company_activity.mock_api import MockApiConfig, MockApiServer, parse_fault_rates
-from company_activity.pipeline import DateResult, PipelineRunner
-from company_activity.pipeline_steps import (
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.mock import data as mock_data
+from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
+from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
+from company_activity.pipeline import notify
+from company_activity.pipeline.progress import Progress
+from company_activity.pipeline.runner import DateResult, PipelineRunner
+from company_activity.pipeline.steps import (
     StepContext,
     build_range_steps,
     build_steps,
     prepare_validation,
 )
-from company_activity.progress import Progress
-from company_activity.runctx import utc_now
 from company_activity.storage import open_store
+from company_activity.warehouse.migrations import applied_versions
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from company_activity.migrations import applied_versions
-from company_activity.schema import TABLES, VIEWS
+from company_activity.warehouse.migrations import applied_versions
+from company_activity.warehouse.schema import TABLES, VIEWS
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
-from company_activity.validation import usage_drop_check, validate
+from company_activity.model.validation import usage_drop_check, validate
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
-from company_activity.schema import LOAD_AUDITS
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.schema import LOAD_AUDITS
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"

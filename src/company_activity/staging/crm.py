@@ -15,10 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from company_activity.dates import utc_now
 from company_activity.errors import DataError
-from company_activity.rawzone import crm_file_name, crm_location
-from company_activity.runctx import utc_now
-from company_activity.schema import CRM_COMPANIES
+from company_activity.ingest.rawzone import crm_file_name, crm_location
 from company_activity.staging.audit import LoadResult
 from company_activity.staging.csvfile import record_batches
 from company_activity.staging.lines import HashingReader
@@ -27,6 +26,7 @@ from company_activity.staging.rules import CRM_CHECK_SQL
 from company_activity.staging.writer import BatchWriter, Target
 from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.schema import CRM_COMPANIES
 
 CRM = Target("crm", CRM_COMPANIES, "snapshot_date", "raw_line", CRM_CHECK_SQL)
 

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from company_activity.errors import DataError
-from company_activity.rawzone import MANIFEST_NAME
+from company_activity.ingest.rawzone import MANIFEST_NAME
 from company_activity.staging.lines import InputFile
 from company_activity.staging.usage import local_file
 

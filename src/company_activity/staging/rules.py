@@ -16,7 +16,7 @@ import re
 
 import pyarrow as pa
 
-from company_activity.schema import CRM_COMPANIES, PRODUCT_USAGE
+from company_activity.warehouse.schema import CRM_COMPANIES, PRODUCT_USAGE
 
 BATCH_VIEW = "_stg_batch"
 

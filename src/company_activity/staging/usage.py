@@ -16,10 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from company_activity.dates import utc_now
 from company_activity.errors import DataError
-from company_activity.rawzone import read_manifest
-from company_activity.runctx import utc_now
-from company_activity.schema import PRODUCT_USAGE
+from company_activity.ingest.rawzone import read_manifest
 from company_activity.staging.audit import LoadResult
 from company_activity.staging.lines import FileReader, InputFile
 from company_activity.staging.replace import Tally, replace_date
@@ -27,6 +26,7 @@ from company_activity.staging.rules import USAGE_CHECK_SQL
 from company_activity.staging.writer import BatchWriter, Target
 from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.schema import PRODUCT_USAGE
 
 USAGE = Target(
     "usage", PRODUCT_USAGE, "file_date", "raw_json", USAGE_CHECK_SQL, recheck_strict_json=True

@@ -10,21 +10,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from company_activity import model, rawzone, steps
 from company_activity.errors import DataError
-from company_activity.fetch import PageSource, fetch_day
-from company_activity.pipeline import RangeStepFn, StepFn, StepOutcome
-from company_activity.settings import Settings
-from company_activity.staging import load_crm, load_usage
-from company_activity.staging.audit import LoadResult
-from company_activity.storage.base import BlobStore
-from company_activity.validation import (
+from company_activity.ingest import rawzone
+from company_activity.ingest.fetch import PageSource, fetch_day
+from company_activity.model import merge as model
+from company_activity.model.validation import (
     CheckFn,
     ValidationResult,
     usage_drop_check,
     validate,
     validate_days,
 )
+from company_activity.pipeline import names as steps
+from company_activity.pipeline.runner import RangeStepFn, StepFn, StepOutcome
+from company_activity.settings import Settings
+from company_activity.staging import load_crm, load_usage
+from company_activity.staging.audit import LoadResult
+from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
 
 

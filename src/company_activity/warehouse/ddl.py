@@ -12,11 +12,19 @@ import re
 from pathlib import Path
 
 from company_activity.errors import SqlContractError
-from company_activity.schema import SCHEMAS, TABLES, VIEWS, Column, Table, View, duckdb_type
+from company_activity.warehouse.schema import (
+    SCHEMAS,
+    TABLES,
+    VIEWS,
+    Column,
+    Table,
+    View,
+    duckdb_type,
+)
+from company_activity.warehouse.sql_files import SQL_DIR
 from company_activity.warehouse.tsql import split_batches, to_qmark, transpile_batch
 
 # sql/ at the repository root (the package is installed editable from the checkout).
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 _HEADER_COMMENT = re.compile(r"\A(?:[ \t]*(?:--[^\n]*)?\n)+")
 
@@ -123,7 +131,7 @@ def create_view(engine: str, view: View, sql_dir: Path = SQL_DIR) -> str:
 def full_tsql_script() -> str:
     """The whole schema as one T-SQL script (sql/ddl/azure_sql.sql is this, checked in)."""
     parts = [
-        "-- Generated from src/company_activity/schema.py by `company-activity ddl`.",
+        "-- Generated from src/company_activity/warehouse/schema.py by `company-activity ddl`.",
         "-- Do not edit by hand: tests fail when this file and the declarations disagree.",
         "-- Creates only what is missing and (re)defines the views; never drops anything.\n"
         "-- A database whose analytics.company_activity_daily is still a table (schema\n"

@@ -18,17 +18,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
-from company_activity.dates import as_date, date_range
+from company_activity.dates import as_date, date_range, utc_now
 from company_activity.errors import DataError
-from company_activity.runctx import utc_now
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.sql_files import SQL_DIR
 
 log = logging.getLogger(__name__)
 
 # sql/ at the repository root (the package is installed editable from the checkout).
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 # Files per step, in the order they run (each is one stored procedure on Azure SQL).
 # merge_dimension: the CRM snapshot into dim.companies (the view shows it on every row).

@@ -33,11 +33,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from company_activity import steps as step_names
 from company_activity.errors import PipelineError, TerminalError, TransientError
-from company_activity.notify import RunMessage
+from company_activity.pipeline import names as step_names
+from company_activity.pipeline.notify import RunMessage
+from company_activity.pipeline.runlog import RunLog
 from company_activity.redact import redact
-from company_activity.runlog import RunLog
 from company_activity.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)

@@ -19,18 +19,14 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from company_activity import mock_data
-from company_activity.api_client import FetchStats, Page, parse_page
 from company_activity.errors import DataError, PipelineError, TransientError
-from company_activity.rawzone import DEFAULT_RECORDS_PER_PART, PartitionWriter
+from company_activity.ingest.api_client import FetchStats, Page, parse_page
+from company_activity.ingest.rawzone import DEFAULT_RECORDS_PER_PART, PartitionWriter
 from company_activity.redact import redact
 from company_activity.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MOCK_SEED = 42
-DEFAULT_MOCK_COMPANIES = 50
-DEFAULT_MOCK_PAGE_SIZE = 1000
 MAX_CONCURRENCY = 32
 
 
@@ -57,29 +53,6 @@ class DayResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-class GeneratorSource:
-    """mock_data's deterministic usage, paged like the API (no network, any date, any size)."""
-
-    def __init__(
-        self,
-        seed: int = DEFAULT_MOCK_SEED,
-        n_companies: int = DEFAULT_MOCK_COMPANIES,
-        page_size: int = DEFAULT_MOCK_PAGE_SIZE,
-    ) -> None:
-        self.seed = seed
-        self.n_companies = n_companies
-        self.page_size = max(1, page_size)
-
-    def pages(self, day: date, stats: FetchStats) -> Iterator[Page]:
-        starts = range(0, max(self.n_companies, 1), self.page_size)
-        for number, start in enumerate(starts, 1):
-            lines = mock_data.usage_lines(
-                self.seed, self.n_companies, day, start, start + self.page_size
-            )
-            stats.pages += 1
-            yield Page(number, lines)
 
 
 class SampleSource:

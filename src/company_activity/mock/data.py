@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
-from company_activity import rawzone
+from company_activity.ingest import rawzone
 from company_activity.storage.base import BlobStore
 
 EPOCH = date(2025, 1, 6)  # a Monday: the anchor of trends, launches and churn

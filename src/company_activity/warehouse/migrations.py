@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from company_activity import ddl
-from company_activity.schema import (
+from company_activity.warehouse import ddl
+from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.schema import (
     CALENDAR,
     COMPANY_ACTIVITY_DAILY,
     COMPANY_ACTIVITY_METRICS,
@@ -25,7 +26,6 @@ from company_activity.schema import (
     View,
     table,
 )
-from company_activity.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
 

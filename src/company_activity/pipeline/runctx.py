@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from datetime import UTC, datetime
 
 from company_activity.redact import RedactingFilter
 
@@ -15,11 +14,6 @@ _FORMAT = "%(asctime)s %(levelname)s [run %(run_id)s] %(name)s: %(message)s"
 def new_run_id() -> str:
     """A fresh, unique run id (32 hex digits)."""
     return uuid.uuid4().hex
-
-
-def utc_now() -> datetime:
-    """The wall clock, for audit columns only: business logic takes dates as parameters."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class _RunIdFilter(logging.Filter):

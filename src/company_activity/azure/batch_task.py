@@ -1,6 +1,6 @@
 """The entry point Data Factory's Custom activity runs on an Azure Batch node.
 
-    python -m company_activity.batch_task load-crm --date 2025-11-23
+    python -m company_activity.azure.batch_task load-crm --date 2025-11-23
 
 A Custom activity cannot set environment variables; it writes `activity.json` into the task's
 working directory instead, with the activity's `extendedProperties`. This module copies

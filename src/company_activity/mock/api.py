@@ -31,8 +31,8 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from company_activity import mock_data
 from company_activity.errors import ConfigError
+from company_activity.mock import data as mock_data
 from company_activity.redact import redact
 
 log = logging.getLogger(__name__)

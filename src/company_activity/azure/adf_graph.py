@@ -5,7 +5,7 @@ trigger/), one resource per JSON file. This module reads it without any Azure SD
 tests and the `adf-diagram` command share one reading of the graph:
 
 - activities in dependency order, and the pipeline steps they carry (each activity names its
-  step in a `step` user property, the same names as company_activity.steps);
+  step in a `step` user property, the same names as company_activity.pipeline.names);
 - a simulation of which activities run, are skipped or fail for a given set of failing
   activities, and the pipeline status Data Factory then reports (its documented rule: look
   at every leaf; a skipped leaf stands for its parents; the run succeeds only if all do);

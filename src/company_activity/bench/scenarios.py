@@ -37,27 +37,30 @@ from typing import Any, TypeVar
 import duckdb
 import requests
 
-from company_activity import mock_data, model, steps
-from company_activity.api_client import ApiClient, ApiConfig, FetchStats
-from company_activity.dates import date_range
+from company_activity.dates import date_range, utc_now
 from company_activity.errors import ConfigError, TerminalError
-from company_activity.fetch import GeneratorSource, PageSource, fetch_day
-from company_activity.migrations import migrate
-from company_activity.mock_api import MockApiConfig, MockApiServer
-from company_activity.pipeline import PipelineRunner
-from company_activity.pipeline_steps import (
+from company_activity.ingest.api_client import ApiClient, ApiConfig, FetchStats
+from company_activity.ingest.fetch import PageSource, fetch_day
+from company_activity.ingest.rawzone import crm_file_name, crm_location, read_manifest
+from company_activity.mock import data as mock_data
+from company_activity.mock.api import MockApiConfig, MockApiServer
+from company_activity.mock.source import GeneratorSource
+from company_activity.model import merge as model
+from company_activity.pipeline import names as steps
+from company_activity.pipeline.runctx import new_run_id
+from company_activity.pipeline.runner import PipelineRunner
+from company_activity.pipeline.steps import (
     StepContext,
     build_range_steps,
     build_steps,
     prepare_validation,
 )
-from company_activity.rawzone import crm_file_name, crm_location, read_manifest
-from company_activity.runctx import new_run_id, utc_now
-from company_activity.schema import COMPANY_ACTIVITY_METRICS
 from company_activity.settings import Settings, load_settings
 from company_activity.staging.usage import load_usage
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
+from company_activity.warehouse.schema import COMPANY_ACTIVITY_METRICS
 
 SEED = 42
 _T = TypeVar("_T")

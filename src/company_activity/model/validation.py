@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from company_activity.dates import as_date
-from company_activity.model import completed_usage_dates
-from company_activity.schema import COMPANY_ACTIVITY_METRICS
+from company_activity.model.merge import completed_usage_dates
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.schema import COMPANY_ACTIVITY_METRICS
 
 ERROR = "error"  # a hard failure: the date's output must not be trusted
 WARNING = "warning"  # worth a look; the date still counts as validated

@@ -18,8 +18,8 @@ and not in the sql/ files (dialect contract, "Targets beyond Azure SQL Database"
 
 from __future__ import annotations
 
-from company_activity.ddl import create_schema, view_query
-from company_activity.schema import CALENDAR, SCHEMAS, TABLES, VIEWS, Column, Table, View
+from company_activity.warehouse.ddl import create_schema, view_query
+from company_activity.warehouse.schema import CALENDAR, SCHEMAS, TABLES, VIEWS, Column, Table, View
 
 # Small tables every distribution reads: a full copy on each compute node.
 REPLICATED: frozenset[str] = frozenset({CALENDAR.name})
@@ -91,7 +91,7 @@ def full_script() -> str:
     """The whole schema for a dedicated pool (sql/ddl/synapse.sql is this, checked in)."""
     parts = [
         "-- Synapse dedicated SQL pool variant of the schema, generated from",
-        "-- src/company_activity/schema.py by company_activity.ddl_synapse.",
+        "-- src/company_activity/warehouse/schema.py by company_activity.azure.synapse.",
         "-- Do not edit by hand: tests fail when this file and the declarations disagree.",
         "-- Creates only what is missing; never drops anything.",
     ]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from company_activity.errors import ConfigError, SqlContractError
-from company_activity.sqllint import transform_files
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.sql_files import SQL_DIR
+from company_activity.warehouse.sqllint import transform_files
 from company_activity.warehouse.tsql import split_batches, to_qmark
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ _ORDER = tuple(PARAMETER_TYPES)
 
 # sql/ at the repository root: the package runs from the checkout (installed editable), and
 # the Batch pool installs it the same way (azure_batch/start_task.sh).
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Procedure:
         """`CREATE OR ALTER PROCEDURE` text: the batch Azure SQL runs to deploy it."""
         signature = ",\n".join(f"    @{p} {PARAMETER_TYPES[p]}" for p in self.parameters)
         return (
-            f"-- Generated from sql/{self.source.name} by company_activity.procedures;"
+            f"-- Generated from sql/{self.source.name} by company_activity.azure.procedures;"
             " do not edit.\n"
             f"CREATE OR ALTER PROCEDURE {self.qualified_name}\n"
             f"{signature}\n"

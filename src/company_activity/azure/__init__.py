@@ -1,0 +1,1 @@
+"""Azure-only pieces: Data Factory graph, Batch task, stored procedures, Synapse DDL."""

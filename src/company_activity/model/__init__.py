@@ -1,0 +1,1 @@
+"""The warehouse model: dimension and analytics merges, validation, rollback."""

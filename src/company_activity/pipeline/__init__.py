@@ -1,0 +1,1 @@
+"""The daily pipeline: step names, runner, run log, run context, notifications, report."""
