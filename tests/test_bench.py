@@ -95,7 +95,8 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
     assert floor["dates"] == RANGE_MIN_DATES + 1
     assert floor["full_recompute_s"] == long["stages"]["full_recompute"]["seconds"]
     assert floor["seconds"] >= floor["full_recompute_s"] > 0
-    assert floor["generate_per_date_s"] > 0 and floor["crm_raw_floor_per_date_s"] > 0
+    # Per-date floors are rounded to 0.1 ms: at this tiny scale one can round to 0.
+    assert floor["generate_per_date_s"] >= 0 and floor["crm_raw_floor_per_date_s"] >= 0
     assert short["stages"]["daily_run"]["seconds"] > 0
     assert wide["stages"]["daily_run"]["usage_rows"] > 0
     for scenario in (long, short, wide):
