@@ -16,7 +16,8 @@ from company_activity.warehouse.migrations import (
     latest_version,
     migrate,
 )
-from company_activity.warehouse.schema import TABLES, VIEWS, Column, duckdb_type, table
+from company_activity.warehouse.relations import Column, duckdb_type
+from company_activity.warehouse.schema import TABLES, VIEWS, table
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = datetime(2025, 1, 1)

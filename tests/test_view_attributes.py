@@ -30,13 +30,12 @@ from company_activity.warehouse.migrations import (
     is_base_table,
     migrate,
 )
+from company_activity.warehouse.relations import Table, View
 from company_activity.warehouse.schema import (
     COMPANY_ACTIVITY_DAILY,
     COMPANY_ACTIVITY_METRICS,
     SCHEMA_MIGRATIONS,
     TABLES,
-    Table,
-    View,
 )
 from company_activity.warehouse.sqllint import lint_file, view_files
 from tests.reference_model import History

@@ -19,7 +19,8 @@ and not in the sql/ files (dialect contract, "Targets beyond Azure SQL Database"
 from __future__ import annotations
 
 from company_activity.warehouse.ddl import create_schema, view_query
-from company_activity.warehouse.schema import CALENDAR, SCHEMAS, TABLES, VIEWS, Column, Table, View
+from company_activity.warehouse.relations import Column, Table, View
+from company_activity.warehouse.schema import CALENDAR, SCHEMAS, TABLES, VIEWS
 
 # Small tables every distribution reads: a full copy on each compute node.
 REPLICATED: frozenset[str] = frozenset({CALENDAR.name})

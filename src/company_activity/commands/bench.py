@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.bench.scenarios import FULL, QUICK, run_bench, write_report
+from company_activity.bench.report import FULL, QUICK, write_report
+from company_activity.bench.scenarios import run_bench
 
 if TYPE_CHECKING:
     from company_activity.cli import Context

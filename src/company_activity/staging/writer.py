@@ -22,7 +22,8 @@ from company_activity.errors import TerminalError
 from company_activity.staging.rules import BATCH_VIEW, TRIM_CHARS, strict_json_verdicts
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
-from company_activity.warehouse.schema import QUARANTINE, Table
+from company_activity.warehouse.relations import Table
+from company_activity.warehouse.schema import QUARANTINE
 
 _CHECKED = "_stg_checked"
 _VERDICTS = "_stg_strict_json_verdicts"

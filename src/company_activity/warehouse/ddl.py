@@ -12,15 +12,8 @@ import re
 from pathlib import Path
 
 from company_activity.errors import SqlContractError
-from company_activity.warehouse.schema import (
-    SCHEMAS,
-    TABLES,
-    VIEWS,
-    Column,
-    Table,
-    View,
-    duckdb_type,
-)
+from company_activity.warehouse.relations import Column, Table, View, duckdb_type
+from company_activity.warehouse.schema import SCHEMAS, TABLES, VIEWS
 from company_activity.warehouse.sql_files import SQL_DIR
 from company_activity.warehouse.tsql import split_batches, to_qmark, transpile_batch
 

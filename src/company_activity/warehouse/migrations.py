@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from company_activity.warehouse import ddl
 from company_activity.warehouse.base import Warehouse
+from company_activity.warehouse.relations import Table, View
 from company_activity.warehouse.schema import (
     CALENDAR,
     COMPANY_ACTIVITY_DAILY,
@@ -22,8 +23,6 @@ from company_activity.warehouse.schema import (
     SCHEMA_MIGRATIONS,
     SCHEMAS,
     TABLES,
-    Table,
-    View,
     table,
 )
 
