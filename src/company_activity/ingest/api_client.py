@@ -3,50 +3,53 @@
 Contract (docs/api_contract.md): `GET {API_URL}?date=YYYY-MM-DD&page=P&per_page=M` with the API
 key in a header, answering `{"items": [...], "next_page": <page number, cursor or null>}`. The
 client sends back whatever `next_page` held as the next `page`, so page numbers and opaque
-cursors both work.
-
-Each item is kept verbatim: the exact text the API sent for it (line breaks inside an item
-become spaces so that it fits on one NDJSON line), so the raw zone can always show the original.
+cursors both work. Pages are split into verbatim items by company_activity.ingest.pages; the
+retry policy is company_activity.retry's.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
 
-from company_activity.errors import DataError, TerminalError, TransientError
+from company_activity.errors import TerminalError, TransientError
+from company_activity.ingest.pages import FetchStats, Page, parse_page
 from company_activity.redact import redact, register_secret
+from company_activity.retry import (
+    BACKOFF_INITIAL_SECONDS,
+    BACKOFF_JITTER_SECONDS,
+    RETRYABLE_STATUSES,
+    GaveUp,
+    RetryableHttpError,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 if TYPE_CHECKING:
     from company_activity.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Statuses worth retrying; any other 4xx/5xx is terminal at once.
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Exponential backoff: 1 s, 2 s, 4 s, ... plus up to 1 s of jitter, capped by
-# API_MAX_BACKOFF_SECONDS (which also caps Retry-After).
-BACKOFF_INITIAL_SECONDS = 1.0
-BACKOFF_JITTER_SECONDS = 1.0
+__all__ = [
+    "BACKOFF_INITIAL_SECONDS",
+    "BACKOFF_JITTER_SECONDS",
+    "RETRYABLE_STATUSES",
+    "ApiClient",
+    "ApiConfig",
+    "FetchStats",
+    "Page",
+    "RetryableHttpError",
+    "parse_page",
+    "parse_retry_after",
+]
+
 FIRST_PAGE = 1
 # How much of an error response's body a message may quote.
 ERROR_BODY_PREVIEW_CHARS = 200
@@ -104,52 +107,6 @@ class ApiConfig:
         )
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of a day: its 1-based position and its items as verbatim JSON lines."""
-
-    number: int
-    lines: list[bytes]
-
-
-@dataclass
-class FetchStats:
-    """Counters for one day's fetch (pages received, retries made)."""
-
-    pages: int = 0
-    retries: int = 0
-
-
-class RetryableHttpError(TransientError):
-    """A status the API may answer differently next time (429, 5xx)."""
-
-    def __init__(self, message: str, status: int, retry_after: float | None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date); None when absent,
-    unreadable, zero or in the past, so that normal backoff applies."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds) or seconds <= 0:  # nothing to wait for
-        return None
-    return seconds
-
-
 class ApiClient:
     """Fetches a day's usage page by page. Thread-safe: one session shared by all dates."""
 
@@ -167,10 +124,10 @@ class ApiClient:
             token = f"Bearer {token}"
         self._session.headers[config.auth_header] = token
         self._session.headers["Accept"] = "application/json"
-        self._backoff = wait_exponential_jitter(
-            initial=BACKOFF_INITIAL_SECONDS,
-            max=config.max_backoff_seconds,
-            jitter=BACKOFF_JITTER_SECONDS,
+        self._retry = RetryPolicy(
+            max_attempts=config.max_attempts,
+            max_retry_seconds=config.max_retry_seconds,
+            max_backoff_seconds=config.max_backoff_seconds,
         )
 
     def close(self) -> None:
@@ -214,48 +171,29 @@ class ApiClient:
     def _get(self, day: date, request: int | str, number: int, stats: FetchStats) -> bytes:
         """One page, retried on transient errors within the attempt and time bounds."""
         cfg = self.config
-        attempts = 0
 
-        def before_sleep(state: RetryCallState) -> None:
+        def on_retry(error: TransientError, wait: float, attempt: int) -> None:
             stats.retries += 1
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
             log.warning(
                 "date %s page %d: %s; retrying in %.1f s (attempt %d of %d)",
                 day,
                 number,
                 error,
                 wait,
-                state.attempt_number + 1,
+                attempt,
                 cfg.max_attempts,
             )
 
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(cfg.max_attempts) | stop_before_delay(cfg.max_retry_seconds),
-            wait=self._wait,
-            sleep=_nap,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    return self._get_once(day, request, number)
-        except TransientError as exc:
+            return self._retry.run(
+                lambda: self._get_once(day, request, number), sleep=_nap, on_retry=on_retry
+            )
+        except GaveUp as exc:
             raise TransientError(
-                f"gave up on date {day} page {number} after {attempts} attempt(s) (last: {exc}). "
-                f"The API at {self._endpoint} may be down or throttling; re-run the date later."
+                f"gave up on date {day} page {number} after {exc.attempts} attempt(s) "
+                f"(last: {exc.last}). The API at {self._endpoint} may be down or throttling; "
+                "re-run the date later."
             ) from None
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
-
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after:
-            return float(min(retry_after, self.config.max_backoff_seconds))
-        return float(self._backoff(state))
 
     def _get_once(self, day: date, request: int | str, number: int) -> bytes:
         """One request. Transient errors say what happened; _get adds the date and page."""
@@ -291,135 +229,3 @@ class ApiClient:
 def _page_key(value: int | str) -> str:
     # What goes on the wire: next_page 2 and "2" ask for the same page.
     return str(value)
-
-
-# --- page parsing ---------------------------------------------------------------------------
-
-_DECODER = json.JSONDecoder()
-_WS = re.compile(r"[ \t\n\r]*")
-_WS_CHARS = frozenset(" \t\n\r")
-_ITEM_ENDS = frozenset(",]")
-
-
-class _Malformed(ValueError):
-    """The body is JSON (or not) but not a page of the contract."""
-
-
-def parse_page(body: bytes, day: date, number: int) -> tuple[list[bytes], int | str | None]:
-    """Split a page into its items' verbatim text and its next_page.
-
-    Raises DataError naming the date and page when the body is not JSON, has no `items` list,
-    an item is not an object, or next_page is neither a number, a string nor null.
-    """
-    where = f"date {day} page {number}"
-    try:
-        text = body.decode("utf-8")
-        items, next_page = _scan_page(text)
-    except UnicodeDecodeError:
-        raise DataError(f"malformed API response for {where}: not UTF-8 text") from None
-    except _Malformed as exc:
-        raise DataError(
-            f"malformed API response for {where}: {exc}. Nothing was stored for "
-            "that date; report it to the API's owners and re-run it."
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"malformed API response for {where}: not JSON ({exc.msg} at character {exc.pos}). "
-            "Nothing was stored for that date; re-run it, and report it if it persists."
-        ) from None
-    # Raw line breaks inside an item can only be whitespace between tokens (JSON escapes them
-    # in strings), so spaces keep the item's meaning and put it on one line.
-    if "\n" in text or "\r" in text:  # rare in the items of a compact page: look only then
-        items = [item.replace("\r", " ").replace("\n", " ") for item in items]
-    lines = [item.encode("utf-8") for item in items]
-    if next_page is not None and (
-        isinstance(next_page, bool)
-        or not isinstance(next_page, int | str)
-        or (isinstance(next_page, str) and not next_page)
-    ):
-        raise DataError(
-            f"malformed API response for {where}: next_page must be a page number, a cursor "
-            f"or null, got {str(next_page)[:80]!r}. Nothing was stored for that date."
-        )
-    return lines, next_page
-
-
-def _skip(text: str, pos: int) -> int:
-    match = _WS.match(text, pos)
-    return match.end() if match else pos
-
-
-def _expect(text: str, pos: int, chars: str) -> str:
-    found = text[pos : pos + 1]
-    if not found or found not in chars:
-        raise json.JSONDecodeError(f"expected one of {chars!r}", text, pos)
-    return found
-
-
-def _scan_page(text: str) -> tuple[list[str], object]:
-    """Walk the top-level object, keeping each item's source text (json parses the values)."""
-    pos = _skip(text, 0)
-    if text[pos : pos + 1] != "{":
-        if not text.strip():
-            raise _Malformed("the body is empty")
-        _DECODER.decode(text)  # raises JSONDecodeError if it is not JSON at all
-        raise _Malformed("the body is not a JSON object")
-    pos = _skip(text, pos + 1)
-    items: list[str] | None = None
-    items_bad = False
-    next_page: object = None
-    if text[pos : pos + 1] == "}":
-        pos += 1
-    else:
-        while True:
-            _expect(text, pos, '"')
-            key, pos = _DECODER.raw_decode(text, pos)
-            pos = _skip(text, pos)
-            _expect(text, pos, ":")
-            pos = _skip(text, pos + 1)
-            if key == "items" and text[pos : pos + 1] == "[":
-                items, pos = _scan_items(text, pos)
-                items_bad = False
-            else:
-                value, pos = _DECODER.raw_decode(text, pos)
-                if key == "items":
-                    items, items_bad = None, True
-                elif key == "next_page":
-                    next_page = value
-            pos = _skip(text, pos)
-            if _expect(text, pos, ",}") == "}":
-                pos += 1
-                break
-            pos = _skip(text, pos + 1)
-    pos = _skip(text, pos)
-    if pos != len(text):
-        raise json.JSONDecodeError("extra data after the page", text, pos)
-    if items is None:
-        raise _Malformed("'items' is not a list" if items_bad else "no 'items' list")
-    return items, next_page
-
-
-def _scan_items(text: str, pos: int) -> tuple[list[str], int]:
-    """The items of the list at text[pos] ('['), each as its source text, and the end.
-
-    Called for every item of every page: whitespace is looked for only where the next
-    character is not the one a compact page has there.
-    """
-    spans: list[str] = []
-    pos = _skip(text, pos + 1)
-    if text[pos : pos + 1] == "]":
-        return spans, pos + 1
-    while True:
-        value, end = _DECODER.raw_decode(text, pos)
-        if type(value) is not dict:
-            raise _Malformed(f"item {len(spans) + 1} is not a JSON object")
-        spans.append(text[pos:end])
-        after = text[end : end + 1]
-        if after not in _ITEM_ENDS:
-            end = _skip(text, end)
-            after = _expect(text, end, ",]")
-        if after == "]":
-            return spans, end + 1
-        pos = end + 1
-        if text[pos : pos + 1] in _WS_CHARS:
-            pos = _skip(text, pos)

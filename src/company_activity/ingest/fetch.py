@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from company_activity.errors import DataError, PipelineError, TransientError
-from company_activity.ingest.api_client import FetchStats, Page, parse_page
+from company_activity.ingest.pages import FetchStats, Page, parse_page
 from company_activity.ingest.rawzone import DEFAULT_RECORDS_PER_PART, PartitionWriter
 from company_activity.redact import redact
 from company_activity.storage.base import BlobStore

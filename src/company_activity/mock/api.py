@@ -33,6 +33,17 @@ from urllib.parse import parse_qs, urlsplit
 
 from company_activity.errors import ConfigError
 from company_activity.mock import data as mock_data
+from company_activity.mock.faults import (
+    DATA_FAULTS,
+    PAGE_FAULTS,
+    RATE_FAULTS,
+    SCRIPTED_FAULTS,
+    STATUS_FAULTS,
+    TRANSPORT_FAULTS,
+    ScriptedFault,
+    data_faults,
+    parse_fault_rates,
+)
 from company_activity.redact import redact
 
 log = logging.getLogger(__name__)
@@ -40,34 +51,24 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usage"
 DEFAULT_PER_PAGE = 1000
 MAX_PER_PAGE = 10_000
-STATUS_FAULTS = ("429", "500", "502", "503", "504")
-TRANSPORT_FAULTS = (*STATUS_FAULTS, "slow", "truncate")
-DATA_FAULTS = ("duplicate", "case", "malformed")
-PAGE_FAULTS = ("badjson", "noitems", "baditem", "loop")
-RATE_FAULTS = (*TRANSPORT_FAULTS, *DATA_FAULTS)
-SCRIPTED_FAULTS = (*TRANSPORT_FAULTS, *PAGE_FAULTS)
 PAGINATIONS = ("pages", "cursor")
 
-
-def parse_fault_rates(spec: str) -> dict[str, float]:
-    """'429=0.05,slow=0.1,duplicate=0.01' -> {'429': 0.05, ...}; ConfigError when unreadable."""
-    rates: dict[str, float] = {}
-    for entry in filter(None, (part.strip() for part in spec.split(","))):
-        kind, sep, value = entry.partition("=")
-        kind = kind.strip()
-        if kind not in RATE_FAULTS or not sep:
-            raise ConfigError(
-                f"unknown fault {entry!r}: write kind=rate, comma-separated, with kind one of "
-                f"{', '.join(RATE_FAULTS)} (e.g. 429=0.05,slow=0.1)"
-            )
-        try:
-            rate = float(value)
-        except ValueError:
-            rate = -1.0
-        if not 0.0 <= rate <= 1.0:
-            raise ConfigError(f"fault rate for {kind} must be between 0 and 1, got {value!r}")
-        rates[kind] = rate
-    return rates
+__all__ = [
+    "DATA_FAULTS",
+    "DEFAULT_PATH",
+    "PAGE_FAULTS",
+    "PAGINATIONS",
+    "RATE_FAULTS",
+    "SCRIPTED_FAULTS",
+    "STATUS_FAULTS",
+    "TRANSPORT_FAULTS",
+    "MockApi",
+    "MockApiConfig",
+    "MockApiServer",
+    "RequestRecord",
+    "ScriptedFault",
+    "parse_fault_rates",
+]
 
 
 @dataclass
@@ -89,18 +90,6 @@ class MockApiConfig:
             raise ConfigError(f"pagination must be one of {', '.join(PAGINATIONS)}")
         if self.companies < 0:
             raise ConfigError("the number of companies must not be negative")
-
-
-@dataclass
-class ScriptedFault:
-    """A fault for the next `times` requests matching day and page (None: any; times None:
-    every matching request from now on)."""
-
-    kind: str
-    times: int | None = 1
-    day: date | None = None
-    page: int | None = None
-    retry_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -270,7 +259,7 @@ class MockApi:
             _send(handler, 200, b'{"data": [], "next_page": null}')
             return
         lines = mock_data.usage_lines(cfg.seed, cfg.companies, day, start, start + per_page)
-        lines = self._data_faults(lines, day, start)
+        lines = data_faults(lines, cfg.fault_rates, cfg.seed, day, start)
         if fault == "baditem":
             lines.append(b"42")
         next_page = self._next_page(day, start, position, per_page)
@@ -290,44 +279,6 @@ class MockApi:
             return position
         token = f"{day.isoformat()}|{start}|{position}"
         return base64.urlsafe_b64encode(token.encode("ascii")).decode("ascii")
-
-    def _data_faults(self, lines: list[bytes], day: date, start: int) -> list[bytes]:
-        rates = [self.config.fault_rates.get(kind, 0.0) for kind in DATA_FAULTS]
-        if not any(rates):
-            return lines
-        duplicate, case, malformed = rates
-        rng = random.Random(f"{self.config.seed}:{day.isoformat()}:{start}:data")
-        out: list[bytes] = []
-        for line in lines:
-            roll_case, roll_dup, roll_bad, variant = (rng.random() for _ in range(4))
-            sent = (
-                line.replace(b'"company_id":"c', b'"company_id":"C', 1)
-                if roll_case < case
-                else line
-            )
-            out.append(sent)
-            if roll_dup < duplicate:
-                out.append(sent)
-            if roll_bad < malformed:
-                out.append(_malformed_item(line, variant))
-        return out
-
-
-def _malformed_item(line: bytes, variant: float) -> bytes:
-    """An object the API might really send, that staging must reject."""
-    item = json.loads(line)
-    choice = int(variant * 5)
-    if choice == 0:
-        item["company_id"] = None
-    elif choice == 1:
-        item["active_users"] = "n/a"
-    elif choice == 2:
-        item["events"] = -abs(int(item["events"])) - 1
-    elif choice == 3:
-        item["ts"] = "yesterday"
-    else:
-        del item["company_id"]
-    return json.dumps(item, separators=(",", ":")).encode()
 
 
 def _one(query: dict[str, list[str]], name: str) -> str | None:

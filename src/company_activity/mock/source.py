@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 
-from company_activity.ingest.api_client import FetchStats, Page
+from company_activity.ingest.pages import FetchStats, Page
 from company_activity.mock import data as mock_data
 
 DEFAULT_MOCK_SEED = 42
