@@ -6,6 +6,7 @@ scripts/bootstrap.sh dev
 . .venv/bin/activate
 echo "== ruff";      ruff check . && ruff format --check .
 echo "== mypy";      mypy
+echo "== layers";    lint-imports --no-logo --no-cache
 echo "== sqlfluff";  sqlfluff lint sql/
 echo "== sql contract"; company-activity lint-sql
 echo "== pytest";    python -m pytest "$@"

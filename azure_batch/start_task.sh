@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Azure Batch pool start task: installs this repository where the pipeline's Custom
-# activities expect it (adf/pipeline/*.json run "$VENV/bin/python -m company_activity.azure.batch_task").
+# activities expect it (adf/pipeline/*.json run "$VENV/bin/python -m company_activity.batch_entry").
 #
 # Configure it on the pool (docs/deploy.md, "Batch pool"): run elevated (admin, pool scope),
 # wait for success, with one resource file: company-activity.tar.gz, a `git archive` of the

@@ -1,4 +1,4 @@
-"""The piece Data Factory calls: company_activity.azure.batch_task, as a Custom activity runs it.
+"""The piece Data Factory calls: company_activity.batch_entry, as a Custom activity runs it.
 
 The end-to-end test takes each Custom activity's command line and extendedProperties from
 the pipeline JSON, substitutes run_date and the factory's global parameters (pointed at
@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from company_activity import batch_entry
 from company_activity.azure import adf_graph, batch_task, procedures
 from company_activity.cli import EXIT_TERMINAL
 from company_activity.mock.api import MockApiConfig, MockApiServer
@@ -44,7 +45,7 @@ def _start_task_python() -> str:
     return f"{prefix.group(1)}/venv/bin/python"
 
 
-ENTRY = f"{_start_task_python()} -m company_activity.azure.batch_task"
+ENTRY = f"{_start_task_python()} -m company_activity.batch_entry"
 
 
 # Expressions: just the forms the pipeline uses, evaluated like Data Factory would. ----------
@@ -140,7 +141,7 @@ def test_a_refused_activity_json_is_a_terminal_exit_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _activity_json(tmp_path, {"API_KEY": "k"})
-    assert batch_task.main(["status"], workdir=tmp_path) == EXIT_TERMINAL
+    assert batch_entry.main(["status"], workdir=tmp_path) == EXIT_TERMINAL
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "k\n" not in err
 
@@ -150,7 +151,7 @@ def test_a_refused_activity_json_is_a_terminal_exit_without_traceback(
 
 def _run(workdir: Path, env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "company_activity.azure.batch_task", *args],
+        [sys.executable, "-m", "company_activity.batch_entry", *args],
         cwd=workdir,
         env=env,
         capture_output=True,

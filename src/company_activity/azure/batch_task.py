@@ -1,14 +1,12 @@
-"""The entry point Data Factory's Custom activity runs on an Azure Batch node.
-
-    python -m company_activity.azure.batch_task load-crm --date 2025-11-23
+"""What Data Factory's Custom activity hands a task on an Azure Batch node, as settings.
 
 A Custom activity cannot set environment variables; it writes `activity.json` into the task's
 working directory instead, with the activity's `extendedProperties`. This module copies
 those properties into the environment (only declared, non-secret settings, so a secret can
 never travel through the pipeline JSON: secrets come from Key Vault through KEY_VAULT_NAME
-and the pool's managed identity), then runs the ordinary `company-activity` command line.
-Its exit code is the activity's outcome: non-zero fails the activity and ADF's retry policy
-takes over.
+and the pool's managed identity). The entry point the activity runs,
+`python -m company_activity.batch_entry COMMAND ...`, calls it and then runs the ordinary
+`company-activity` command line (batch_entry.py: the CLI is the layer above this one).
 
 Why Batch and not a Function: an Azure Function activity gives up after 230 seconds, and a
 day of usage or a backfill runs longer. A Custom activity runs as long as its policy timeout
@@ -19,8 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from collections.abc import MutableMapping, Sequence
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from company_activity.errors import ConfigError
@@ -80,20 +77,3 @@ def prepare_environment(
     values = extended_properties(activity_file)
     target.update(values)
     return values
-
-
-def main(argv: Sequence[str] | None = None, workdir: Path | None = None) -> int:
-    """Prepare the environment from activity.json, then run the company-activity CLI."""
-    from company_activity import cli
-
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    try:
-        prepare_environment(workdir or Path.cwd())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return cli.EXIT_TERMINAL
-    return cli.main(arguments)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
