@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from company_activity.warehouse.sqllint import lint_text
@@ -145,3 +148,14 @@ def test_raw_zone_file_names_may_break_ties() -> None:
     text = "SELECT ROW_NUMBER() OVER (ORDER BY event_ts DESC, src_file_name DESC) AS n FROM t"
     assert lint_text(text) == []
     assert 8 in {v.rule for v in lint_text("SELECT a FROM t ORDER BY company_name")}
+
+
+def test_the_contract_lives_in_the_repository() -> None:
+    """docs/dialect-contract.md states every rule the linter numbers, and nothing points outside."""
+    root = Path(__file__).resolve().parents[1]
+    contract = (root / "docs" / "dialect-contract.md").read_text(encoding="utf-8")
+    stated = {int(n) for n in re.findall(r"^(\d+)\. \*\*", contract, re.MULTILINE)}
+    assert stated == set(range(1, 28))
+    assert set(CASES) <= stated
+    for path in [root / "README.md", *(root / "docs").glob("*.md"), *(root / "src").rglob("*.py")]:
+        assert "shared/dialect-contract" not in path.read_text(encoding="utf-8"), path

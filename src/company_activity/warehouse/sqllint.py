@@ -1,4 +1,4 @@
-"""The dialect-contract linter for transform files (shared/dialect-contract.md).
+"""The dialect-contract linter for transform files (docs/dialect-contract.md).
 
 Each rule carries the contract's number. Name-based rules are patterns over the text with
 comments and string literals blanked out (sqlglot normalises some names away, ISNULL into

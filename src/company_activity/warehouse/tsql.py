@@ -84,5 +84,5 @@ def transpile_batch(batch: str) -> tuple[DuckStatement, ...]:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SqlContractError(
             f"T-SQL does not transpile to DuckDB: {first_line}. Rewrite it within "
-            "the dialect contract (shared/dialect-contract.md)."
+            "the dialect contract (docs/dialect-contract.md)."
         ) from None
