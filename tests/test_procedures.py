@@ -39,6 +39,15 @@ def test_a_procedure_is_the_files_batch_with_typed_parameters(
     for name in procedure.parameters:
         assert f"@{name} {procedures.PARAMETER_TYPES[name]}" in text
     assert "SET XACT_ABORT ON;" in text and "BEGIN TRANSACTION;" in text
+    # Concurrent writers take turns: an exclusive, transaction-owned lock on every table the
+    # body writes, taken before the body, the same resource names the Python path locks.
+    tables = procedures.written_tables(procedure.body)
+    assert tables, "every transform writes a table"
+    head, _, _ = text.partition(batch.rstrip())
+    for table in tables:
+        assert f"@Resource = N'company_activity:{table}'" in head
+    assert head.count("@LockOwner = 'Transaction'") == len(tables)
+    assert "IF @lock_result < 0" in head and "THROW 51001" in head
     assert text.rstrip().endswith("COMMIT TRANSACTION;\nEND;")
 
 
@@ -126,3 +135,15 @@ def test_deploy_refuses_the_local_engine(tmp_path: Path) -> None:
         pytest.raises(ConfigError, match="Azure SQL"),
     ):
         procedures.deploy_procedures(wh)
+
+
+def test_written_tables_skip_comments_literals_and_temp_tables() -> None:
+    body = (
+        "-- MERGE INTO dim.not_this\n"
+        "DELETE FROM #scratch;\n"
+        "INSERT INTO analytics.t (a) SELECT 'UPDATE dim.nor_this' FROM stg.s;\n"
+        "UPDATE dim.companies SET a = 1;\n"
+        "MERGE INTO analytics.t AS tgt USING stg.s AS src ON 1 = 0\n"
+        "WHEN NOT MATCHED THEN INSERT (a) VALUES (1);"
+    )
+    assert procedures.written_tables(body) == ("analytics.t", "dim.companies")

@@ -42,6 +42,8 @@ class Recorder:
         self.rows: dict[str, list[tuple[Any, ...]]] = {}
         self.count_offset = 0  # added to staged counts, to simulate a lost row
         self.fail_executemany: Exception | None = None
+        # (statement kind, input sizes) for each statement sent with declared sizes
+        self.sizes: list[tuple[str, list[Any]]] = []
 
 
 class FakeCursor:
@@ -51,8 +53,14 @@ class FakeCursor:
         self.rowcount = -1
         self.description: list[tuple[str]] | None = None
         self._result: list[tuple[Any, ...]] = []
+        self._sizes: list[Any] | None = None
+
+    def setinputsizes(self, sizes: list[Any]) -> None:
+        self._sizes = list(sizes)
 
     def execute(self, sql: str, *params: Any) -> FakeCursor:
+        if self._sizes is not None:
+            self.recorder.sizes.append((sql, self._sizes))
         self.recorder.events.append(("execute", sql, params))
         self._result, self.description = [], None
         if "information_schema.tables" in sql:
@@ -79,6 +87,8 @@ class FakeCursor:
 
     def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         self.recorder.events.append(("executemany", sql, len(rows), self.fast_executemany))
+        if self._sizes is not None:
+            self.recorder.sizes.append((sql, self._sizes))
         if self.recorder.fail_executemany is not None:
             raise self.recorder.fail_executemany
         table = sql.split()[2]
@@ -144,6 +154,15 @@ def test_usage_load_statements_batches_and_one_commit(
     assert (result.lines_read, result.lines_staged, result.lines_rejected) == (27, 8, 19)
     events = recorder.events
     statements = [e[1] for e in events if e[0] == "execute"]
+    # One writer per staging table: the transaction locks it before anything else.
+    writes = [e for e in events if e[0] == "execute" and not e[1].startswith("SELECT")]
+    lock = writes[0]
+    assert lock[1].startswith("EXEC sp_executesql") and lock[2][1:] == (
+        "company_activity:stg.product_usage",
+        60_000,
+    )
+    # run_id goes as VARCHAR(64), its column's type (sqlserver_params).
+    assert any(size == (12, 64, 0) for _, sizes in recorder.sizes for size in sizes)
     # Replace by date: delete the date's rows first, with the date bound as a parameter.
     deletes = [(e[1], e[2]) for e in events if e[0] == "execute" and e[1].startswith("DELETE")]
     assert deletes[:2] == [

@@ -132,6 +132,9 @@ class RecordingCursor:
         self.description = [("x",)]
         self.rowcount = 1
 
+    def setinputsizes(self, sizes: list[Any]) -> None:
+        self.con.calls.append(("setinputsizes", sizes))
+
     def execute(self, sql: str, *params: Any) -> None:
         self.con.calls.append(("execute", (sql, params)))
 
@@ -153,6 +156,8 @@ def test_azure_sql_binds_parameters_positionally_and_splits_batches() -> None:
     )
     assert con.calls == [
         ("execute", ("DELETE FROM t WHERE d = CAST(? AS DATE)", (date(2025, 1, 2),))),
+        # run_id is a VARCHAR(64) column: declared so, not as pyodbc's default NVARCHAR.
+        ("setinputsizes", [(12, 64, 0), None]),
         ("execute", ("INSERT INTO t VALUES (?, ?)", ("r1", date(2025, 1, 2)))),
     ]
     assert con.commits == 1 and con.rollbacks == 0

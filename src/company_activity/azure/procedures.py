@@ -9,10 +9,17 @@ runs them through the warehouse runner, Azure SQL runs the procedures rendered f
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from company_activity.errors import ConfigError, SqlContractError
+from company_activity.warehouse.azuresql import (
+    APPLOCK_DECLARE,
+    LOCK_PREFIX,
+    LOCK_TIMEOUT_MS,
+    applock_tsql,
+)
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.sql_files import SQL_DIR
 from company_activity.warehouse.sqllint import transform_files
@@ -34,8 +41,21 @@ PARAMETER_TYPES: dict[str, str] = {
 # Declaration order in the procedure signature (and in ADF's parameter list).
 _ORDER = tuple(PARAMETER_TYPES)
 
-# sql/ at the repository root: the package runs from the checkout (installed editable), and
-# the Batch pool installs it the same way (azure_batch/start_task.sh).
+# The tables a statement writes: MERGE INTO / INSERT INTO / UPDATE / DELETE FROM, not #temp.
+_WRITTEN = re.compile(
+    r"\b(?:MERGE\s+INTO|INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([A-Za-z_]\w*\.[A-Za-z_]\w*)",
+    re.IGNORECASE,
+)
+
+
+def written_tables(body: str) -> tuple[str, ...]:
+    """The schema-qualified tables a transform body writes, sorted (the lock order)."""
+    return tuple(sorted({m.group(1).lower() for m in _WRITTEN.finditer(_code_only(body))}))
+
+
+def _code_only(sql: str) -> str:
+    """The SQL without comments and string literals (their words are not statements)."""
+    return re.sub(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -52,8 +72,23 @@ class Procedure:
         return f"{PROCEDURE_SCHEMA}.{self.name}"
 
     def create_sql(self) -> str:
-        """`CREATE OR ALTER PROCEDURE` text: the batch Azure SQL runs to deploy it."""
+        """`CREATE OR ALTER PROCEDURE` text: the batch Azure SQL runs to deploy it.
+
+        Inside its transaction the procedure first takes the same transaction-owned
+        application lock on each table it writes as the package's Python transactions do
+        (AzureSqlWarehouse), so a merge from Data Factory and one from the CLI take turns; a
+        lock not granted within LOCK_TIMEOUT_MS fails the procedure (error 51001) and Data
+        Factory's retry policy runs it again.
+        """
         signature = ",\n".join(f"    @{p} {PARAMETER_TYPES[p]}" for p in self.parameters)
+        tables = written_tables(self.body)
+        locks = "".join(
+            _indent(text) + "\n"
+            for text in (
+                *((APPLOCK_DECLARE,) if tables else ()),
+                *(applock_tsql(f"N'{LOCK_PREFIX}{t}'", str(LOCK_TIMEOUT_MS)) for t in tables),
+            )
+        )
         return (
             f"-- Generated from sql/{self.source.name} by company_activity.azure.procedures;"
             " do not edit.\n"
@@ -65,6 +100,7 @@ class Procedure:
             # XACT_ABORT rolls the whole transaction back on any error, as the local runner does.
             "    SET XACT_ABORT ON;\n"
             "    BEGIN TRANSACTION;\n"
+            f"{locks}"
             "\n"
             # The body is not re-indented: that would change any multi-line string literal.
             f"{self.body}\n"
@@ -72,6 +108,10 @@ class Procedure:
             "    COMMIT TRANSACTION;\n"
             "END;\n"
         )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
 
 
 def procedure_name(path: Path) -> str:

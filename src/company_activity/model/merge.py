@@ -36,6 +36,9 @@ ANALYTICS_FILES: tuple[str, ...] = ("merge_usage_companies.sql", "populate_analy
 
 DIMENSION_TARGET = "dim.companies"
 ANALYTICS_TARGET = "analytics"
+# Tables every merge may write (both merges add companies; a dimension change restates the
+# grid): the warehouse locks them for the transaction, so concurrent writers take turns.
+MODEL_LOCKS: tuple[str, ...] = ("analytics.company_activity_metrics", "dim.companies")
 
 # The longest window (inactive_14d) looks 43 days back from the row's day.
 LOOKBACK_DAYS = 43
@@ -135,7 +138,7 @@ def merge_analytics(wh: Warehouse, start: date, end: date, run_id: str, run_ts: 
     require_usage_loaded(wh, start, end)
     started_at = utc_now()
     params = _params(start, end, run_id, run_ts)
-    with wh.transaction():
+    with wh.transaction(*MODEL_LOCKS):
         rows = sum(wh.run_file(SQL_DIR / name, params) for name in ANALYTICS_FILES)
         _record(wh, ANALYTICS_TARGET, start, end, run_id, rows, started_at)
     log.info("analytics merged for %s..%s: %s row(s) written", start, end, rows)
@@ -148,7 +151,7 @@ def merge(wh: Warehouse, start: date, end: date, run_id: str, run_ts: datetime) 
     Set-based over the whole range; the result equals merging each date in date order.
     """
     require_usage_loaded(wh, start, end)
-    with wh.transaction():
+    with wh.transaction(*MODEL_LOCKS):
         dimension_rows = _merge_dimension_range(wh, start, end, run_id, run_ts)
         analytics_rows = merge_analytics(wh, start, end, run_id, run_ts)
     return MergeResult(start, end, dimension_rows, analytics_rows)
@@ -166,7 +169,7 @@ def _merge_dimension_range(
     _check_range(start, end)
     started_at = utc_now()
     params = _params(start, end, run_id, run_ts)
-    with wh.transaction():
+    with wh.transaction(*MODEL_LOCKS):
         # New companies, or first_seen_date moved earlier, change the grid (the fingerprint
         # moves whenever either happens: companies are never deleted, first_seen only drops).
         before = wh.query(_GRID_FINGERPRINT)[0]

@@ -62,7 +62,11 @@ def rollback(
     corrected snapshot for the same date, reloaded and merged, overwrites what it took.
     """
     params = {"run_date": day}
-    with wh.transaction():
+    # The merges' locks, and the loads' when staging rows go too (warehouse.transaction).
+    locks: tuple[str, ...] = ("analytics.company_activity_metrics", "dim.companies")
+    if staging:
+        locks += ("stg.crm_companies", "stg.product_usage")
+    with wh.transaction(*locks):
         analytics = wh.execute(
             "DELETE FROM analytics.company_activity_metrics "
             "WHERE activity_date = CAST(@run_date AS DATE)",

@@ -66,7 +66,7 @@ def replace_date(
         "loaded_at": started,
     }
     try:
-        with wh.transaction():
+        with wh.transaction(target.table.name):  # one writer of a staging table at a time
             _delete_date(wh, target, day)
             writer = BatchWriter(wh, target)
             try:

@@ -7,12 +7,16 @@ it; the Azure SQL engine runs it as written. Values are always bound, never form
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from company_activity.redact import redact
 from company_activity.warehouse.tsql import split_batches
+
+log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any]
 Row = tuple[Any, ...]
@@ -28,14 +32,24 @@ class Warehouse(abc.ABC):
 
     def __init__(self) -> None:
         self._depth = 0
+        self._locks: set[str] = set()
 
     # transactions ---------------------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Run the block atomically; nested blocks join the outer transaction."""
+    def transaction(self, *locks: str) -> Iterator[None]:
+        """Run the block atomically; nested blocks join the outer transaction.
+
+        `locks` name the tables the block writes: engines with concurrent writers (Azure
+        SQL) take an exclusive, transaction-owned lock on each before the block runs, so two
+        writers of one target take turns; the lock ends with the transaction. A lock not
+        granted in time raises TransientError. When the block raises, the transaction is
+        rolled back and the block's error is the one raised: a failed rollback (the session
+        may already be gone, and the server has then rolled back) is only logged.
+        """
         if self._depth:
             self._depth += 1
             try:
+                self._acquire(locks)
                 yield
             finally:
                 self._depth -= 1
@@ -43,13 +57,28 @@ class Warehouse(abc.ABC):
         self._begin()
         self._depth = 1
         try:
+            self._acquire(locks)
             yield
         except BaseException:
             self._depth = 0
-            self._rollback()
+            self._locks.clear()
+            try:
+                self._rollback()
+            except Exception as exc:  # noqa: BLE001 - the block's error matters more
+                log.warning("rollback failed after an error (%s)", redact(exc))
             raise
         self._depth = 0
+        self._locks.clear()
         self._commit()
+
+    def _acquire(self, locks: Sequence[str]) -> None:
+        """Take the locks not held yet, in name order (one order everywhere: no cycles)."""
+        for name in sorted(set(locks) - self._locks):
+            self._lock(name)
+            self._locks.add(name)
+
+    def _lock(self, name: str) -> None:  # noqa: B027 - deliberately a no-op by default
+        """Lock `name` until the transaction ends; engines with one writer need nothing."""
 
     @abc.abstractmethod
     def _begin(self) -> None: ...
