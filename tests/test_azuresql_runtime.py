@@ -102,9 +102,7 @@ def _runner(log_wh: DuckDBWarehouse, azure: AzureSqlWarehouse) -> PipelineRunner
         return StepOutcome(rows=rows)
 
     run_steps = {
-        name: (lambda day: StepOutcome(rows=0))
-        for name in steps.STEP_NAMES
-        if name != steps.NOTIFY
+        name: (lambda day: StepOutcome(rows=0)) for name in steps.STEP_NAMES if name != steps.NOTIFY
     }
     run_steps[steps.MERGE_ANALYTICS] = merge_step
     return PipelineRunner(
@@ -220,16 +218,14 @@ def test_connection_errors_are_transient_and_others_by_number() -> None:
 
 
 def _locks(connection: RecordingConnection) -> list[tuple[Any, ...]]:
-    return [
-        c[1][1] for c in connection.calls if c[0] == "execute" and "sp_executesql" in c[1][0]
-    ]
+    return [c[1][1] for c in connection.calls if c[0] == "execute" and "sp_executesql" in c[1][0]]
 
 
 def test_transactions_lock_their_targets_in_name_order_once() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
     azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
-    with azure.transaction("dim.companies", "analytics.company_activity_metrics"):
+    with azure.transaction("dim.companies", "analytics.company_activity_metrics"):  # noqa: SIM117
         with azure.transaction("dim.companies", "stg.product_usage"):  # one new lock only
             azure.execute("DELETE FROM stg.product_usage")
     sent = _locks(con)

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from company_activity.warehouse.schema import TABLES, Column, Table
+from company_activity.warehouse.relations import Column, Table
+from company_activity.warehouse.schema import TABLES
 
 # ODBC SQL type codes (sql.h / sqlucode.h); pyodbc exposes the same numbers as
 # pyodbc.SQL_VARCHAR and pyodbc.SQL_WVARCHAR, but pyodbc is imported only in azuresql.py.
