@@ -25,6 +25,7 @@ from company_activity.warehouse.sqlserver_params import SQL_VARCHAR, SQL_WVARCHA
 from tests.test_warehouse import RecordingConnection, RecordingCursor
 
 DAY = date(2025, 3, 3)
+AZURE_SQL = 5  # SERVERPROPERTY('EngineEdition') of Azure SQL Database: no detection query
 
 
 class FakeOdbcError(Exception):
@@ -138,7 +139,7 @@ def test_a_lost_session_reconnects_and_the_step_is_retried(
 ) -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     server = Server()
-    azure = AzureSqlWarehouse("Driver=x", connect=server.connect)
+    azure = AzureSqlWarehouse("Driver=x", connect=server.connect, edition=AZURE_SQL)
     server.deaths = deaths
     result = _runner(warehouse, azure).run([DAY], "run test")
     assert result.ok, result.dates[0].error
@@ -158,7 +159,7 @@ def test_a_session_that_keeps_dropping_fails_transient_after_the_usual_attempts(
 ) -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     server = Server()
-    azure = AzureSqlWarehouse("Driver=x", connect=server.connect)
+    azure = AzureSqlWarehouse("Driver=x", connect=server.connect, edition=AZURE_SQL)
     server.deaths = {"execute": [LINK_FAILURE] * 3, "rollback": [LINK_FAILURE] * 3}
     result = _runner(warehouse, azure).run([DAY], "run test")
     failed = result.failed
@@ -173,7 +174,7 @@ def test_a_session_that_keeps_dropping_fails_transient_after_the_usual_attempts(
 def test_a_terminal_error_stays_terminal_when_the_rollback_also_fails() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     server = Server()
-    azure = AzureSqlWarehouse("Driver=x", connect=server.connect)
+    azure = AzureSqlWarehouse("Driver=x", connect=server.connect, edition=AZURE_SQL)
     server.deaths = {"execute": [NO_TABLE], "rollback": [LINK_FAILURE]}
     with pytest.raises(TerminalError, match=r"Invalid object name 'dim\.nope'"):
         azure.execute("DELETE FROM dim.nope")
@@ -185,7 +186,7 @@ def test_a_terminal_error_stays_terminal_when_the_rollback_also_fails() -> None:
 def test_no_reconnect_inside_the_transaction_that_lost_its_session() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     server = Server()
-    azure = AzureSqlWarehouse("Driver=x", connect=server.connect)
+    azure = AzureSqlWarehouse("Driver=x", connect=server.connect, edition=AZURE_SQL)
     server.deaths = {"execute": [LINK_FAILURE]}
     with pytest.raises(TransientError, match="lost inside this transaction"), azure.transaction():
         with pytest.raises(TransientError):
@@ -224,7 +225,7 @@ def _locks(connection: RecordingConnection) -> list[tuple[Any, ...]]:
 def test_transactions_lock_their_targets_in_name_order_once() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
-    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, edition=AZURE_SQL)
     with azure.transaction("dim.companies", "analytics.company_activity_metrics"):  # noqa: SIM117
         with azure.transaction("dim.companies", "stg.product_usage"):  # one new lock only
             azure.execute("DELETE FROM stg.product_usage")
@@ -258,7 +259,9 @@ def test_transactions_lock_their_targets_in_name_order_once() -> None:
 def test_a_lock_not_granted_in_time_is_transient_and_rolls_back() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
-    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, lock_timeout_ms=5)
+    azure = AzureSqlWarehouse(
+        "Driver=x", connect=lambda *_: con, lock_timeout_ms=5, edition=AZURE_SQL
+    )
 
     def refuse(sql: str, *params: Any) -> None:
         con.calls.append(("execute", (sql, params)))
@@ -276,7 +279,7 @@ def test_a_lock_not_granted_in_time_is_transient_and_rolls_back() -> None:
 def test_rollback_of_a_date_locks_the_model_and_staging() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
-    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, edition=AZURE_SQL)
     rollback(azure, DAY, "run-1", datetime(2025, 3, 4), staging=True)
     assert [p[1] for p in _locks(con)] == [
         "company_activity:analytics.company_activity_metrics",
@@ -316,7 +319,7 @@ def test_string_parameters_are_sent_with_their_columns_type(
 ) -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
-    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, edition=AZURE_SQL)
     (name,) = params
     azure.query(f"SELECT 1 FROM t WHERE x = @{name}", params)
     assert _sizes_sent(con) == ([expected] if expected else [])
@@ -325,7 +328,7 @@ def test_string_parameters_are_sent_with_their_columns_type(
 def test_bulk_rows_declare_text_and_max_columns_in_bounded_batches() -> None:
     """A recording fake stands in for pyodbc: no SQL Server exists offline."""
     con = RecordingConnection()
-    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, edition=AZURE_SQL)
     azure.batch_size = 4
     columns = PRODUCT_USAGE.column_names
     rows = [tuple(None for _ in columns) for _ in range(10)]
@@ -339,3 +342,46 @@ def test_bulk_rows_declare_text_and_max_columns_in_bounded_batches() -> None:
     assert by_column["company_id"] == (SQL_WVARCHAR, 100, 0)
     assert by_column["company_id_raw"] == (SQL_WVARCHAR, 200, 0)
     assert by_column["file_date"] is None and by_column["loaded_at"] is None
+
+
+def test_the_engine_edition_is_asked_once_and_synapse_takes_no_applock() -> None:
+    """A recording fake stands in for pyodbc: no SQL Server exists offline."""
+    con = RecordingConnection()
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con)
+    with azure.transaction("dim.companies"):
+        pass
+    with azure.transaction("dim.companies"):
+        pass
+    asked = [c for c in con.calls if c[0] == "execute" and "EngineEdition" in c[1][0]]
+    assert len(asked) == 1 and len(_locks(con)) == 2  # the fake answers 1: SQL Server
+    synapse_con = RecordingConnection()
+    synapse = AzureSqlWarehouse("Driver=x", connect=lambda *_: synapse_con, edition=6)
+    with synapse.transaction("dim.companies"):
+        synapse.execute("DELETE FROM dim.companies")
+    assert synapse.is_synapse and _locks(synapse_con) == []
+
+
+def test_ddl_for_dedicated_pools_runs_outside_any_transaction() -> None:
+    """A recording fake stands in for pyodbc: no SQL Server exists offline."""
+
+    class Autocommit(RecordingConnection):
+        def __init__(self) -> None:
+            super().__init__()
+            self.modes: list[bool] = []
+            self._autocommit = False
+
+        @property
+        def autocommit(self) -> bool:
+            return self._autocommit
+
+        @autocommit.setter
+        def autocommit(self, value: bool) -> None:
+            self.modes.append(value)
+            self._autocommit = value
+
+    con = Autocommit()
+    azure = AzureSqlWarehouse("Driver=x", connect=lambda *_: con, edition=6)
+    azure.run_autocommit("CREATE TABLE t (a INT)")
+    assert con.modes == [True, False] and con.commits == 0
+    with pytest.raises(TerminalError, match="inside a transaction"), azure.transaction():
+        azure.run_autocommit("CREATE TABLE u (a INT)")

@@ -46,11 +46,11 @@ GO
 IF OBJECT_ID('stg.crm_companies', 'U') IS NULL
     CREATE TABLE stg.crm_companies (
         snapshot_date DATE NOT NULL,
-        company_id VARCHAR(100) NOT NULL,
+        company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         company_id_raw NVARCHAR(200) NOT NULL,
-        company_name NVARCHAR(400) NULL,
-        country NVARCHAR(100) NULL,
-        industry_tag NVARCHAR(100) NULL,
+        company_name NVARCHAR(400) COLLATE Latin1_General_100_CS_AS_SC NULL,
+        country NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
+        industry_tag NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
         last_contact_at DATETIME2(6) NULL,
         src_file_name NVARCHAR(400) NOT NULL,
         src_line_number INT NOT NULL,
@@ -70,7 +70,7 @@ GO
 IF OBJECT_ID('stg.product_usage', 'U') IS NULL
     CREATE TABLE stg.product_usage (
         file_date DATE NOT NULL,
-        company_id VARCHAR(100) NOT NULL,
+        company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         company_id_raw NVARCHAR(200) NOT NULL,
         active_users INT NOT NULL,
         events BIGINT NOT NULL,
@@ -96,7 +96,7 @@ IF OBJECT_ID('stg.quarantine', 'U') IS NULL
         file_date DATE NOT NULL,
         src_file_name NVARCHAR(400) NOT NULL,
         src_line_number INT NOT NULL,
-        company_id VARCHAR(100) NULL,
+        company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NULL,
         reason NVARCHAR(400) NOT NULL,
         raw_line NVARCHAR(MAX) NOT NULL,
         run_id VARCHAR(64) NOT NULL,
@@ -113,10 +113,10 @@ GO
 
 IF OBJECT_ID('dim.companies', 'U') IS NULL
     CREATE TABLE dim.companies (
-        company_id VARCHAR(100) NOT NULL,
-        company_name NVARCHAR(400) NULL,
-        country NVARCHAR(100) NULL,
-        industry_tag NVARCHAR(100) NULL,
+        company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
+        company_name NVARCHAR(400) COLLATE Latin1_General_100_CS_AS_SC NULL,
+        country NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
+        industry_tag NVARCHAR(100) COLLATE Latin1_General_100_CS_AS_SC NULL,
         last_contact_at DATETIME2(6) NULL,
         crm_snapshot_date DATE NULL,
         first_seen_date DATE NOT NULL,
@@ -135,7 +135,7 @@ GO
 
 IF OBJECT_ID('analytics.company_activity_metrics', 'U') IS NULL
     CREATE TABLE analytics.company_activity_metrics (
-        company_id VARCHAR(100) NOT NULL,
+        company_id VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         activity_date DATE NOT NULL,
         active_users INT NOT NULL,
         events BIGINT NOT NULL,
@@ -171,7 +171,7 @@ GO
 IF OBJECT_ID('ops.pipeline_runs', 'U') IS NULL
     CREATE TABLE ops.pipeline_runs (
         run_id VARCHAR(64) NOT NULL,
-        pipeline_name VARCHAR(100) NOT NULL,
+        pipeline_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         command NVARCHAR(400) NOT NULL,
         start_date DATE NULL,
         end_date DATE NULL,
@@ -193,7 +193,7 @@ IF OBJECT_ID('ops.step_runs', 'U') IS NULL
     CREATE TABLE ops.step_runs (
         run_id VARCHAR(64) NOT NULL,
         run_date DATE NOT NULL,
-        step_name VARCHAR(100) NOT NULL,
+        step_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         status VARCHAR(20) NOT NULL,
         attempts INT NOT NULL,
         rows_affected BIGINT NULL,
@@ -239,7 +239,7 @@ GO
 IF OBJECT_ID('ops.merge_audits', 'U') IS NULL
     CREATE TABLE ops.merge_audits (
         run_id VARCHAR(64) NOT NULL,
-        target VARCHAR(100) NOT NULL,
+        target VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
         run_date DATE NOT NULL,
         rows_affected BIGINT NULL,
         started_at DATETIME2(6) NOT NULL,

@@ -13,7 +13,11 @@ and not in the sql/ files (dialect contract, "Targets beyond Azure SQL Database"
 - primary keys are declared `NONCLUSTERED ... NOT ENFORCED`, the only form dedicated pools
   accept: the optimizer uses them, nothing checks them, so the merges' uniqueness tests matter;
 - views: dedicated pools have CREATE VIEW but no CREATE OR ALTER, so a view is created through
-  EXEC when it is missing (to change one, drop it first; this script never drops).
+  EXEC when it is missing (to change one, drop it first; this script never drops);
+- columns keep the collations declared in schema.py (binary UTF-8 ids, case-sensitive
+  attributes), which dedicated pools accept per column;
+- every batch runs on its own, outside any user transaction: dedicated pools refuse DDL inside
+  one (azure/synapse_deploy.py runs it that way).
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ def index_option(table: Table) -> str:
 
 def _column(column: Column) -> str:
     sql_type = column.sql_type.replace(",", ", ")
-    return f"{column.name} {sql_type} {'NULL' if column.nullable else 'NOT NULL'}"
+    # Dedicated pools take a collation per column, UTF-8 ones included ("Database collation
+    # support for Synapse SQL"), so ids compare binary and attributes case-sensitively, as on
+    # Azure SQL: a CRM that only changes a name's case still updates the dimension.
+    collate = f" COLLATE {column.collation}" if column.collation else ""
+    return f"{column.name} {sql_type}{collate} {'NULL' if column.nullable else 'NOT NULL'}"
 
 
 def create_table(table: Table) -> str:

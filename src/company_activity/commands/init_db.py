@@ -6,6 +6,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.azure.procedures import deploy_procedures
+from company_activity.azure.synapse_deploy import init_synapse
+from company_activity.warehouse.azuresql import AzureSqlWarehouse
 from company_activity.warehouse.migrations import latest_version, migrate
 
 if TYPE_CHECKING:
@@ -21,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
+        if isinstance(wh, AzureSqlWarehouse) and wh.is_synapse:
+            return _run_synapse(wh, ctx)
         applied = migrate(wh, ctx.started_at)
         where = ctx.settings.duckdb_path if wh.engine == "duckdb" else "Azure SQL"
         if wh.engine == "azuresql":
@@ -31,4 +35,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(f"schema at version {latest_version()} in {where} (applied {applied})")
     else:
         print(f"schema already at version {latest_version()} in {where}; nothing to do")
+    return 0
+
+
+def _run_synapse(wh: AzureSqlWarehouse, ctx: Context) -> int:
+    """A Synapse dedicated SQL pool: its own DDL, outside transactions (synapse_deploy)."""
+    done = init_synapse(wh, ctx.started_at)
+    print(f"deployed {len(done.procedures)} stored procedure(s): {', '.join(done.procedures)}")
+    print(
+        f"schema at version {latest_version()} in the Synapse dedicated SQL pool "
+        f"(recorded {done.versions_recorded or 'nothing new'})"
+    )
     return 0

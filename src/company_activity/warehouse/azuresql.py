@@ -65,6 +65,9 @@ def connect_pyodbc(conn_str: str, use_access_token: bool) -> Any:
 # then fails as transient, and the runner's retry tries again after its backoff).
 LOCK_TIMEOUT_MS = 60_000
 LOCK_PREFIX = "company_activity:"
+# SERVERPROPERTY('EngineEdition') of a Synapse dedicated SQL pool (Microsoft's SERVERPROPERTY
+# reference); 5 is Azure SQL Database, 8 a Managed Instance, 1-4 SQL Server.
+SYNAPSE_EDITION = 6
 
 
 APPLOCK_DECLARE = "DECLARE @lock_result INT;\nDECLARE @lock_message NVARCHAR(2048);"
@@ -125,6 +128,7 @@ class AzureSqlWarehouse(Warehouse):
         use_access_token: bool = False,
         connect: Callable[[str, bool], Any] = connect_pyodbc,
         lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        edition: int | None = None,
     ) -> None:
         super().__init__()
         self._conn_str = conn_str
@@ -132,6 +136,7 @@ class AzureSqlWarehouse(Warehouse):
         self._connect = connect
         self.lock_timeout_ms = lock_timeout_ms
         self.reconnects = 0
+        self._edition = edition  # asked of the server the first time it matters
         self._con: Any | None = connect(conn_str, use_access_token)
 
     # connection -----------------------------------------------------------------------
@@ -189,7 +194,37 @@ class AzureSqlWarehouse(Warehouse):
         except Exception as exc:  # noqa: BLE001 - pyodbc.Error, imported lazily
             raise self._driver_error(exc, "Azure SQL ROLLBACK failed") from None
 
+    @property
+    def is_synapse(self) -> bool:
+        """True on a Synapse dedicated SQL pool (its engine edition), False on Azure SQL."""
+        if self._edition is None:
+            edition = self.scalar("SELECT CAST(SERVERPROPERTY('EngineEdition') AS INT)")
+            self._edition = int(edition or 0)
+        return self._edition == SYNAPSE_EDITION
+
+    def run_autocommit(self, sql: str, params: Params | None = None) -> None:
+        """Run one batch outside any transaction, committed as it runs.
+
+        For DDL on a Synapse dedicated pool, which refuses it inside a user transaction
+        (Microsoft's "Use transactions in dedicated SQL pool"). Raises TerminalError when
+        called inside `transaction()`.
+        """
+        if self._depth:
+            raise TerminalError("run_autocommit cannot run inside a transaction")
+        con = self.con
+        con.autocommit = True
+        try:
+            self._cursor_execute(sql, params or {})
+        finally:
+            if self._con is not None:
+                self._con.autocommit = False
+
     def _lock(self, name: str) -> None:
+        if self.is_synapse:
+            # Dedicated pools have no sp_getapplock: docs/deploy.md says how writers are
+            # kept apart there (one factory run at a time, no CLI writer beside it).
+            log.debug("Synapse dedicated pool: no application lock on %s", name)
+            return
         self._cursor_execute(
             _LOCK_SQL,
             {
