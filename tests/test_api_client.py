@@ -14,6 +14,7 @@ import pytest
 from company_activity.errors import DataError, TerminalError, TransientError
 from company_activity.ingest import api_client
 from company_activity.ingest.api_client import FetchStats, parse_page, parse_retry_after
+from company_activity.ingest.pages import PageNotJson
 from company_activity.mock import data as mock_data
 from tests.ingestion_fixtures import API_KEY, DAY, SEED, client_for, mock_server
 
@@ -52,12 +53,18 @@ def test_429_with_retry_after_waits_as_told(sleeps: list[float]) -> None:
     assert stats.retries == 2
 
 
-def test_retry_after_http_date_is_clipped_to_the_maximum(sleeps: list[float]) -> None:
-    later = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+def test_retry_after_http_date_beyond_the_longest_wait_stops_at_once(
+    sleeps: list[float],
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
     with mock_server() as server, client_for(server, max_backoff_seconds=30.0) as client:
-        server.api.inject("429", times=1, retry_after=later)
-        fetch_all(client)
-    assert sleeps == [30.0]
+        server.api.inject("429", times=1, retry_after=format_datetime(later, usegmt=True))
+        with pytest.raises(TransientError) as caught:
+            fetch_all(client)
+    assert sleeps == []  # never clipped to 30 s: the next request would come too early
+    assert server.api.attempts(DAY) == 1
+    assert f"at {later:%Y-%m-%dT%H:%M}" in str(caught.value)
+    assert "later than API_MAX_BACKOFF_SECONDS (30 s) allows" in str(caught.value)
 
 
 def test_retry_after_zero_falls_back_to_normal_backoff(sleeps: list[float]) -> None:
@@ -135,7 +142,7 @@ def test_connection_refused_is_transient_and_bounded(sleeps: list[float]) -> Non
     with api_client.ApiClient(config) as client, pytest.raises(TransientError) as caught:
         fetch_all(client)
     assert "after 3 attempt(s)" in str(caught.value)
-    assert "connection failed" in str(caught.value)
+    assert f"connection to http://127.0.0.1:{port} failed" in str(caught.value)
     assert len(sleeps) == 2
 
 
@@ -173,9 +180,21 @@ def test_custom_auth_header_carries_the_bare_key(sleeps: list[float]) -> None:
     assert len(lines) == len(mock_data.usage_lines(SEED, 25, DAY))
 
 
+def test_page_that_is_not_json_is_transient_and_retried(sleeps: list[float]) -> None:
+    with mock_server() as server, client_for(server, max_attempts=3) as client:
+        server.api.inject("badjson", times=None, page=2)
+        with pytest.raises(TransientError) as caught:
+            fetch_all(client)
+    assert "gave up on date 2025-03-03 page 2 after 3 attempt(s)" in str(caught.value)
+    assert "body is not JSON" in str(caught.value)
+    assert "<html><body>Service temporarily unavailable</body></html>" in str(caught.value)
+    assert server.api.attempts(DAY, page=2) == 3
+    assert len(sleeps) == 2
+
+
 @pytest.mark.parametrize(
     ("kind", "detail"),
-    [("badjson", "not JSON"), ("noitems", "no 'items' list"), ("baditem", "is not a JSON object")],
+    [("noitems", "no 'items' list"), ("baditem", "is not a JSON object")],
 )
 def test_malformed_page_is_terminal_naming_date_and_page(
     kind: str, detail: str, sleeps: list[float]
@@ -248,6 +267,20 @@ def test_malformed_bodies_are_data_errors(body: bytes, detail: str) -> None:
         parse_page(body, DAY, 4)
     assert "date 2025-03-03 page 4" in str(caught.value)
     assert detail in str(caught.value)
+
+
+def test_bodies_that_are_not_json_are_told_apart_from_pages_of_the_wrong_shape() -> None:
+    for body in (b"", b" \n", b"<html>", b'{"items": [{"a": 1}', b'\xff\xfe{"items": []}'):
+        with pytest.raises(PageNotJson):
+            parse_page(body, DAY, 1)
+    for body in (b"[1, 2]", b'{"items": {"a": 1}}', b'{"items": [1]}', b'{"next_page": 2}'):
+        with pytest.raises(DataError) as caught:
+            parse_page(body, DAY, 1)
+        assert not isinstance(caught.value, PageNotJson)
+
+
+def test_a_utf8_bom_is_not_part_of_the_page() -> None:
+    assert parse_page(b'\xef\xbb\xbf{"items": [{"a":1}]}', DAY, 1) == ([b'{"a":1}'], None)
 
 
 def test_empty_and_numbered_pages() -> None:

@@ -150,7 +150,7 @@ def test_fetch_into_blob_storage_and_rerun(
         # A rerun that fails half way leaves the good partition as it was.
         before = partition_blobs(store, container, DAY)
         manifest = rawzone.read_manifest(store, container, DAY)
-        server.api.inject("badjson", times=None, page=3)
+        server.api.inject("noitems", times=None, page=3)
         with pytest.raises(DataError, match="page 3"):
             fetch_day(client, store, container, DAY, **{**OPTIONS, "run_id": "run3"})  # type: ignore[arg-type]
     assert partition_blobs(store, container, DAY) == before

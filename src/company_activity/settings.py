@@ -78,7 +78,18 @@ class Settings:
         "API_CONNECT_TIMEOUT", 5.0, "Seconds to wait for a connection to the API.", minimum=0.001
     )
     api_read_timeout: float = _setting(
-        "API_READ_TIMEOUT", 60.0, "Seconds to wait for an API response.", minimum=0.001
+        "API_READ_TIMEOUT",
+        60.0,
+        "Seconds to wait for each read of an API response (bounds one read, not the call).",
+        minimum=0.001,
+    )
+    http_deadline_seconds: float = _setting(
+        "HTTP_DEADLINE_SECONDS",
+        120.0,
+        "Longest one HTTP call (an API page, the webhook POST) may take, from connecting to "
+        "the last byte of the answer, however slowly the server sends; then it fails as "
+        "transient (an API page is retried).",
+        minimum=0.001,
     )
     api_max_attempts: int = _setting(
         "API_MAX_ATTEMPTS",
@@ -87,10 +98,16 @@ class Settings:
         minimum=1,
     )
     api_max_retry_seconds: float = _setting(
-        "API_MAX_RETRY_SECONDS", 300.0, "Total seconds spent retrying one page at most."
+        "API_MAX_RETRY_SECONDS",
+        300.0,
+        "Total seconds spent retrying one page at most (a Retry-After beyond what is left "
+        "ends the retries at once).",
     )
     api_max_backoff_seconds: float = _setting(
-        "API_MAX_BACKOFF_SECONDS", 60.0, "Longest single wait, also the cap on Retry-After."
+        "API_MAX_BACKOFF_SECONDS",
+        60.0,
+        "Longest single wait between attempts; a Retry-After asking for more ends the retries "
+        "at once (transient, naming when the API said to come back).",
     )
     api_max_pages: int = _setting(
         "API_MAX_PAGES", 100000, "Loop guard: pages per day after which a fetch stops.", minimum=1

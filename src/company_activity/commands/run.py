@@ -119,7 +119,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             wh,
             ctx.run_id,
             build_steps(step_ctx),
-            lambda message: notify.send(message, settings.notify_webhook_url),
+            lambda message: notify.send(
+                message, settings.notify_webhook_url, deadline=settings.http_deadline_seconds
+            ),
             utc_now,
             max_attempts=settings.step_max_attempts,
             on_date_done=date_done,

@@ -3,8 +3,10 @@
 Contract (docs/api_contract.md): `GET {API_URL}?date=YYYY-MM-DD&page=P&per_page=M` with the API
 key in a header, answering `{"items": [...], "next_page": <page number, cursor or null>}`. The
 client sends back whatever `next_page` held as the next `page`, so page numbers and opaque
-cursors both work. Pages are split into verbatim items by company_activity.ingest.pages; the
-retry policy is company_activity.retry's.
+cursors both work. Pages are split into verbatim items by company_activity.ingest.pages; each
+request goes through company_activity.http (a total deadline, no cross-host redirects, bodies
+checked whole) under company_activity.retry's policy. A page is fetched and parsed in one
+attempt, so a 200 whose body is not JSON (a proxy's maintenance page) is retried like a 503.
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import requests
-from requests.adapters import HTTPAdapter
-
+from company_activity import http
 from company_activity.errors import TerminalError, TransientError
-from company_activity.ingest.pages import FetchStats, Page, parse_page
+from company_activity.ingest.pages import FetchStats, Page, PageNotJson, parse_page
 from company_activity.redact import redact, register_secret
 from company_activity.retry import (
     BACKOFF_INITIAL_SECONDS,
     BACKOFF_JITTER_SECONDS,
     RETRYABLE_STATUSES,
     GaveUp,
+    NotBefore,
     RetryableHttpError,
     RetryPolicy,
     parse_retry_after,
@@ -52,7 +53,7 @@ __all__ = [
 
 FIRST_PAGE = 1
 # How much of an error response's body a message may quote.
-ERROR_BODY_PREVIEW_CHARS = 200
+ERROR_BODY_PREVIEW_CHARS = http.PREVIEW_CHARS
 
 _TERMINAL_HINTS = {
     400: "the API rejected the request; check the date and API_PAGE_SIZE",
@@ -84,6 +85,7 @@ class ApiConfig:
     page_size: int = 1000
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    deadline_seconds: float = http.DEFAULT_DEADLINE_SECONDS
     max_attempts: int = 6
     max_retry_seconds: float = 300.0
     max_backoff_seconds: float = 60.0
@@ -100,6 +102,7 @@ class ApiConfig:
             page_size=settings.api_page_size,
             connect_timeout=settings.api_connect_timeout,
             read_timeout=settings.api_read_timeout,
+            deadline_seconds=settings.http_deadline_seconds,
             max_attempts=max(1, settings.api_max_attempts),
             max_retry_seconds=settings.api_max_retry_seconds,
             max_backoff_seconds=settings.api_max_backoff_seconds,
@@ -114,11 +117,7 @@ class ApiClient:
         self.config = config
         register_secret(config.api_key)
         self._endpoint = redact(config.url)  # for messages: never the key
-        self._session = requests.Session()
-        # requests' own retries stay off: tenacity is the one retry policy.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size), max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = http.new_session(pool_size)
         token = config.api_key
         if config.auth_header.lower() == "authorization":
             token = f"Bearer {token}"
@@ -129,6 +128,7 @@ class ApiClient:
             max_retry_seconds=config.max_retry_seconds,
             max_backoff_seconds=config.max_backoff_seconds,
         )
+        self._not_before = NotBefore()  # Retry-After holds every thread of this client
 
     def close(self) -> None:
         self._session.close()
@@ -147,8 +147,7 @@ class ApiClient:
         number = 0
         while True:
             number += 1
-            body = self._get(day, request, number, stats)
-            lines, next_page = parse_page(body, day, number)
+            lines, next_page = self._get(day, request, number, stats)
             stats.pages += 1
             yield Page(number, lines)
             if next_page is None:
@@ -168,12 +167,18 @@ class ApiClient:
             seen.add(key)
             request = next_page
 
-    def _get(self, day: date, request: int | str, number: int, stats: FetchStats) -> bytes:
-        """One page, retried on transient errors within the attempt and time bounds."""
+    def _get(
+        self, day: date, request: int | str, number: int, stats: FetchStats
+    ) -> tuple[list[bytes], int | str | None]:
+        """One page, fetched and parsed, retried on transient errors within the bounds."""
         cfg = self.config
+        holds: list[float] = []
 
         def on_retry(error: TransientError, wait: float, attempt: int) -> None:
             stats.retries += 1
+            hold = getattr(error, "hold", None)
+            if hold is not None:
+                holds.append(hold)
             log.warning(
                 "date %s page %d: %s; retrying in %.1f s (attempt %d of %d)",
                 day,
@@ -184,19 +189,45 @@ class ApiClient:
                 cfg.max_attempts,
             )
 
+        def nap(seconds: float) -> None:
+            _nap(seconds)
+            while holds:  # this thread waited its own Retry-After out
+                self._not_before.release(holds.pop())
+
         try:
             return self._retry.run(
-                lambda: self._get_once(day, request, number), sleep=_nap, on_retry=on_retry
+                lambda: self._get_once(day, request, number), sleep=nap, on_retry=on_retry
             )
         except GaveUp as exc:
-            raise TransientError(
-                f"gave up on date {day} page {number} after {exc.attempts} attempt(s) "
-                f"(last: {exc.last}). The API at {self._endpoint} may be down or throttling; "
-                "re-run the date later."
-            ) from None
+            raise TransientError(self._gave_up(day, number, exc)) from None
 
-    def _get_once(self, day: date, request: int | str, number: int) -> bytes:
-        """One request. Transient errors say what happened; _get adds the date and page."""
+    def _gave_up(self, day: date, number: int, exc: GaveUp) -> str:
+        cfg = self.config
+        head = f"gave up on date {day} page {number} after {exc.attempts} attempt(s) "
+        head += f"(last: {exc.last})"
+        when = _utc_text(exc.come_back_at) if exc.come_back_at else None
+        if exc.refused_wait is not None and when:
+            bound = (
+                f"API_MAX_BACKOFF_SECONDS ({cfg.max_backoff_seconds:g} s)"
+                if exc.refused_wait > cfg.max_backoff_seconds
+                else f"what is left of API_MAX_RETRY_SECONDS ({cfg.max_retry_seconds:g} s)"
+            )
+            wait = round(exc.refused_wait, 1)
+            return (
+                f"{head}: the API asked to come back in {wait:g} s, at {when}, "
+                f"later than {bound} allows, so no request was sent before then. Re-run the "
+                f"date after {when}."
+            )
+        later = f" (the API asked to come back at {when})" if when else ""
+        return (
+            f"{head}. The API at {self._endpoint} may be down or throttling; re-run the date "
+            f"later{later}."
+        )
+
+    def _get_once(
+        self, day: date, request: int | str, number: int
+    ) -> tuple[list[bytes], int | str | None]:
+        """One request and its parse. Transient errors say what happened; _get adds where."""
         cfg = self.config
         where = f"date {day} page {number}"
         params: dict[str, str | int] = {
@@ -204,26 +235,46 @@ class ApiClient:
             "page": request,
             "per_page": cfg.page_size,
         }
+        self._not_before.wait(_nap)
         try:
-            response = self._session.get(
-                cfg.url, params=params, timeout=(cfg.connect_timeout, cfg.read_timeout)
+            answer = http.call(
+                self._session,
+                "GET",
+                cfg.url,
+                params=params,
+                timeout=(cfg.connect_timeout, cfg.read_timeout),
+                deadline=cfg.deadline_seconds,
             )
-        except requests.Timeout:
-            raise TransientError("the API did not answer in time") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientError(
-                f"connection failed or response cut short ({type(exc).__name__})"
-            ) from None
-        status = response.status_code
+        except http.RedirectRefused as exc:
+            raise TerminalError(f"{where}: {exc} (API_URL)") from None
+        status = answer.status
         if status in RETRYABLE_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise RetryableHttpError(f"HTTP {status}", status, retry_after)
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            told = f" with Retry-After {round(retry_after, 1):g} s" if retry_after else ""
+            error = RetryableHttpError(f"HTTP {status}{told}", status, retry_after)
+            if retry_after:
+                error.hold = self._not_before.hold(retry_after)
+            raise error
         if status >= 300:
             hint = _TERMINAL_HINTS.get(status, f"check API_URL ({self._endpoint}) and the API")
-            preview = redact(response.text[:ERROR_BODY_PREVIEW_CHARS]).strip()
-            detail = f" (the API said: {preview})" if preview else ""
+            shown = http.preview(answer.body, ERROR_BODY_PREVIEW_CHARS)
+            detail = f" (the API said: {shown})" if shown else ""
             raise TerminalError(f"{where}: HTTP {status}: {hint}{detail}")
-        return response.content
+        try:
+            return parse_page(answer.body, day, number)
+        except PageNotJson:
+            shown = http.preview(answer.body, ERROR_BODY_PREVIEW_CHARS) or "(empty)"
+            raise TransientError(
+                f"HTTP {status} but the body is not JSON (a proxy or maintenance page, or cut "
+                f"short?), starting: {shown}"
+            ) from None
+
+
+def _utc_text(when: datetime) -> str:
+    """A UTC time to the second, rounded up: 'come back at' is never too early."""
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _page_key(value: int | str) -> str:

@@ -38,29 +38,40 @@ _WS_CHARS = frozenset(" \t\n\r")
 _ITEM_ENDS = frozenset(",]")
 
 
+class PageNotJson(DataError):
+    """The body is not JSON at all (empty, not UTF-8, an HTML page, cut short).
+
+    From the API this is usually a proxy's or a gateway's page, or a body cut in transit:
+    the API client treats it as transient and retries.
+    """
+
+
 class _Malformed(ValueError):
-    """The body is JSON (or not) but not a page of the contract."""
+    """The body is JSON but not a page of the contract."""
 
 
 def parse_page(body: bytes, day: date, number: int) -> tuple[list[bytes], int | str | None]:
     """Split a page into its items' verbatim text and its next_page.
 
-    Raises DataError naming the date and page when the body is not JSON, has no `items` list,
-    an item is not an object, or next_page is neither a number, a string nor null.
+    Raises PageNotJson when the body is not JSON (empty, not UTF-8 text, not JSON syntax), and
+    DataError when it has no `items` list, an item is not an object, or next_page is neither a
+    number, a string nor null; both name the date and page. A UTF-8 BOM is not part of the body.
     """
     where = f"date {day} page {number}"
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")
+        if not text.strip():
+            raise PageNotJson(f"malformed API response for {where}: the body is empty")
         items, next_page = _scan_page(text)
     except UnicodeDecodeError:
-        raise DataError(f"malformed API response for {where}: not UTF-8 text") from None
+        raise PageNotJson(f"malformed API response for {where}: not UTF-8 text") from None
     except _Malformed as exc:
         raise DataError(
             f"malformed API response for {where}: {exc}. Nothing was stored for "
             "that date; report it to the API's owners and re-run it."
         ) from None
     except json.JSONDecodeError as exc:
-        raise DataError(
+        raise PageNotJson(
             f"malformed API response for {where}: not JSON ({exc.msg} at character {exc.pos}). "
             "Nothing was stored for that date; re-run it, and report it if it persists."
         ) from None
@@ -97,8 +108,6 @@ def _scan_page(text: str) -> tuple[list[str], object]:
     """Walk the top-level object, keeping each item's source text (json parses the values)."""
     pos = _skip(text, 0)
     if text[pos : pos + 1] != "{":
-        if not text.strip():
-            raise _Malformed("the body is empty")
         _DECODER.decode(text)  # raises JSONDecodeError if it is not JSON at all
         raise _Malformed("the body is not a JSON object")
     pos = _skip(text, pos + 1)

@@ -13,6 +13,8 @@ from typing import Any
 
 import requests
 
+from company_activity.errors import PipelineError
+from company_activity.http import DEFAULT_DEADLINE_SECONDS, call, new_session
 from company_activity.redact import redact
 
 log = logging.getLogger(__name__)
@@ -95,31 +97,42 @@ class RunMessage:
 
 
 def send(
-    message: RunMessage, webhook_url: str | None, session: requests.Session | None = None
+    message: RunMessage,
+    webhook_url: str | None,
+    session: requests.Session | None = None,
+    deadline: float = DEFAULT_DEADLINE_SECONDS,
 ) -> bool:
-    """Deliver the message; return True when a webhook accepted it. Never raises."""
+    """Deliver the message; return True when a webhook accepted it. Never raises.
+
+    The POST goes through company_activity.http: it ends within `deadline` seconds
+    (HTTP_DEADLINE_SECONDS) however slowly the webhook answers, and is never redirected to
+    another host.
+    """
     summary = redact(
         f"{message.title()}: {message.error or 'ok'} (run log: {message.run_log_query})"
     )
     if not webhook_url:
         (log.error if message.status == "failed" else log.info)("notification: %s", summary)
         return False
-    http = session or requests.Session()
+    http = session or new_session(pool_size=1)
     try:
-        response = http.post(
+        answer = call(
+            http,
+            "POST",
             webhook_url,
             data=json.dumps(message.payload(), default=str),
             headers={"Content-Type": "application/json"},
             timeout=WEBHOOK_TIMEOUT,
+            deadline=deadline,
         )
-        if response.status_code >= 300:
+        if answer.status >= 300:
             log.warning(
                 "notification webhook answered HTTP %s; the run's own status stands: %s",
-                response.status_code,
+                answer.status,
                 summary,
             )
             return False
-    except requests.RequestException as exc:
+    except PipelineError as exc:
         log.warning(
             "notification webhook failed (%s); the run's own status stands: %s",
             redact(exc),
