@@ -28,14 +28,98 @@ USING (
         m.rolling_7d_active_users,
         m.rolling_30d_events,
         m.active_days_30d,
-        m.activity_consistency_30d,
+        -- Each ratio n / d is its exact value rounded half away from zero at the column's
+        -- scale s, in integer arithmetic (docs/dialect-contract.md, rule 26):
+        --   k = (|n| / d) * 10^s + (2 * (|n| % d) * 10^s + d) / (2 * d), signed like n,
+        -- and the value is k * 10^-s. The steps are BIGINT: exact on SQL Server; on DuckDB
+        -- sqlglot writes a BIGINT quotient as TRUNC of a DOUBLE one, exact while dividend +
+        -- divisor < 2^53, which the bounds noted per ratio keep (U = 2^31 - 1, the largest
+        -- INT active_users; E = 10^14 - 1, the most events usage_density's DECIMAL(18,4)
+        -- holds). k becomes the decimal by a product: DECIMAL(19,0) * DECIMAL(5,4) is
+        -- DECIMAL(25,4) on SQL Server (p1 + p2 + 1, s1 + s2: within 38, so no scale is cut)
+        -- and DECIMAL(24,4) on DuckDB; both keep every digit and the final CAST changes only
+        -- the precision. Types per Microsoft's "Precision, scale, and length (Transact-SQL)".
+        -- activity_consistency_30d: n = active_days_30d in 0..30, d = 30, s = 4.
+        -- BIGINT steps; DECIMAL(25,4); at most 1.0000, fits DECIMAL(9,4).
+        CAST(
+            CAST(
+                CAST(m.active_days_30d AS BIGINT) / CAST(NULLIF(30, 0) AS BIGINT) * 10000
+                + CAST(
+                    2 * (CAST(m.active_days_30d AS BIGINT) % CAST(NULLIF(30, 0) AS BIGINT)) * 10000
+                    + 30 AS BIGINT
+                )
+                / CAST(NULLIF(2 * CAST(30 AS BIGINT), 0) AS BIGINT)
+                AS DECIMAL(19, 0)
+            ) * CAST(0.0001 AS DECIMAL(5, 4))
+            AS DECIMAL(9, 4)
+        ) AS activity_consistency_30d,
         m.peak_active_users_30d,
-        m.usage_density,
-        m.active_users_dod_pct,
-        m.active_users_wow_pct,
+        -- usage_density: n = events in 0..E, d = active_users in 1..U, s = 4: dividend +
+        -- divisor < 2^47, 2 * (n % d) * 10^4 + d < 2^46, k <= E * 10^4 < 2^63. BIGINT steps;
+        -- DECIMAL(25,4); at most 99999999999999.0000, fits DECIMAL(18,4). NULL when d = 0.
+        CAST(
+            CAST(
+                CAST(m.events AS BIGINT) / CAST(NULLIF(m.active_users, 0) AS BIGINT) * 10000
+                + CAST(
+                    2 * (CAST(m.events AS BIGINT) % CAST(NULLIF(m.active_users, 0) AS BIGINT)) * 10000
+                    + m.active_users AS BIGINT
+                )
+                / CAST(NULLIF(2 * CAST(m.active_users AS BIGINT), 0) AS BIGINT)
+                AS DECIMAL(19, 0)
+            ) * CAST(0.0001 AS DECIMAL(5, 4))
+            AS DECIMAL(18, 4)
+        ) AS usage_density,
+        -- active_users_dod_pct: |n| = |u(D) - u(D-1)| < U, d = u(D-1) in 1..U, s = 4: every
+        -- step < 2^46. BIGINT steps; DECIMAL(25,4); |value| <= 2147483646.0000, fits
+        -- DECIMAL(18,4). NULL when d = 0.
+        CAST(
+            CAST(
+                m.dod_sign * (
+                    CAST(m.dod_abs AS BIGINT) / CAST(NULLIF(m.users_previous_day, 0) AS BIGINT) * 10000
+                    + CAST(
+                        2 * (CAST(m.dod_abs AS BIGINT) % CAST(NULLIF(m.users_previous_day, 0) AS BIGINT)) * 10000
+                        + m.users_previous_day AS BIGINT
+                    )
+                    / CAST(NULLIF(2 * CAST(m.users_previous_day AS BIGINT), 0) AS BIGINT)
+                )
+                AS DECIMAL(19, 0)
+            ) * CAST(0.0001 AS DECIMAL(5, 4))
+            AS DECIMAL(18, 4)
+        ) AS active_users_dod_pct,
+        -- active_users_wow_pct: |n| = |users_7d - users_previous_7d| < 7U, d = users_previous_7d
+        -- in 1..7U, s = 4: every step < 2^49. BIGINT steps; DECIMAL(25,4); |value| < 7U,
+        -- fits DECIMAL(18,4). NULL when d = 0.
+        CAST(
+            CAST(
+                m.wow_sign * (
+                    CAST(m.wow_abs AS BIGINT) / CAST(NULLIF(m.users_previous_7d, 0) AS BIGINT) * 10000
+                    + CAST(
+                        2 * (CAST(m.wow_abs AS BIGINT) % CAST(NULLIF(m.users_previous_7d, 0) AS BIGINT)) * 10000
+                        + m.users_previous_7d AS BIGINT
+                    )
+                    / CAST(NULLIF(2 * CAST(m.users_previous_7d AS BIGINT), 0) AS BIGINT)
+                )
+                AS DECIMAL(19, 0)
+            ) * CAST(0.0001 AS DECIMAL(5, 4))
+            AS DECIMAL(18, 4)
+        ) AS active_users_wow_pct,
         m.last_activity_date,
         DATEDIFF(DAY, m.last_activity_date, m.activity_date) AS days_since_last_activity,
-        m.engagement_score,
+        -- engagement_score: n and d from the query below, n < 63000U < 2^47, d <= 630U < 2^40,
+        -- s = 1. BIGINT steps; DECIMAL(19,0) * DECIMAL(2,1) is DECIMAL(22,1) on SQL Server
+        -- (DECIMAL(21,1) on DuckDB); 0.0..100.0 fits DECIMAL(5,1).
+        CAST(
+            CAST(
+                CAST(m.engagement_num AS BIGINT) / CAST(NULLIF(m.engagement_den, 0) AS BIGINT) * 10
+                + CAST(
+                    2 * (CAST(m.engagement_num AS BIGINT) % CAST(NULLIF(m.engagement_den, 0) AS BIGINT)) * 10
+                    + m.engagement_den AS BIGINT
+                )
+                / CAST(NULLIF(2 * CAST(m.engagement_den AS BIGINT), 0) AS BIGINT)
+                AS DECIMAL(19, 0)
+            ) * CAST(0.1 AS DECIMAL(2, 1))
+            AS DECIMAL(5, 1)
+        ) AS engagement_score,
         -- the churn reasons and quality flags that follow from usage alone
         m.has_inactive_14d,
         m.has_usage_drop,
@@ -51,33 +135,28 @@ USING (
             w.users_7d AS rolling_7d_active_users,
             w.events_30d AS rolling_30d_events,
             w.active_days_30d,
-            CAST(
-                CAST(w.active_days_30d AS DECIMAL(18, 6)) / NULLIF(30, 0) AS DECIMAL(9, 4)
-            ) AS activity_consistency_30d,
             w.peak_users_30d AS peak_active_users_30d,
-            CAST(
-                CAST(w.events AS DECIMAL(38, 6)) / NULLIF(w.active_users, 0) AS DECIMAL(18, 4)
-            ) AS usage_density,
-            CAST(
-                CAST(w.active_users - w.users_previous_day AS DECIMAL(38, 6))
-                / NULLIF(w.users_previous_day, 0) AS DECIMAL(18, 4)
-            ) AS active_users_dod_pct,
-            CAST(
-                CAST(w.users_7d - w.users_previous_7d AS DECIMAL(38, 6))
-                / NULLIF(w.users_previous_7d, 0) AS DECIMAL(18, 4)
-            ) AS active_users_wow_pct,
+            -- the ratios' numerators and denominators (rounded exactly in the outer SELECT)
+            CAST(w.users_previous_day AS BIGINT) AS users_previous_day,
+            CAST(w.users_previous_7d AS BIGINT) AS users_previous_7d,
+            ABS(CAST(w.active_users AS BIGINT) - w.users_previous_day) AS dod_abs,
+            CASE WHEN w.active_users < w.users_previous_day THEN -1 ELSE 1 END AS dod_sign,
+            ABS(CAST(w.users_7d AS BIGINT) - w.users_previous_7d) AS wow_abs,
+            CASE WHEN w.users_7d < w.users_previous_7d THEN -1 ELSE 1 END AS wow_sign,
+            -- 100 * (0.5 * a / 30 + 0.5 * min(1, (u7 / 7) / (u30 / 30))) with a = active_days_30d,
+            -- u7 = users_7d, u30 = users_30d: 5a / 3 + 50 when 30 u7 >= 7 u30 (or 5a / 3 when
+            -- u30 = 0), else (35 a u30 + 4500 u7) / (21 u30)
+            CAST(CASE
+                WHEN w.users_30d = 0 THEN 5 * w.active_days_30d
+                WHEN 30 * w.users_7d >= 7 * w.users_30d THEN 5 * w.active_days_30d + 150
+                ELSE 35 * w.active_days_30d * CAST(w.users_30d AS BIGINT) + 4500 * CAST(w.users_7d AS BIGINT)
+            END AS BIGINT) AS engagement_num,
+            CAST(CASE
+                WHEN w.users_30d = 0 OR 30 * w.users_7d >= 7 * w.users_30d THEN 3
+                ELSE 21 * CAST(w.users_30d AS BIGINT)
+            END AS BIGINT) AS engagement_den,
             -- the grid holds the last 44 days; older activity comes from the carried row
             COALESCE(w.last_active_in_grid, carried.last_activity_date) AS last_activity_date,
-            -- 100 * (0.5 * active_days / 30 + 0.5 * min(1, (users_7d / 7) / (users_30d / 30)))
-            CAST(
-                CAST(w.active_days_30d * 50 AS DECIMAL(38, 10)) / NULLIF(30, 0)
-                + 50 * CASE
-                    WHEN w.users_30d = 0 THEN 0
-                    WHEN 30 * w.users_7d >= 7 * w.users_30d THEN 1
-                    ELSE CAST(30 * w.users_7d AS DECIMAL(38, 10)) / NULLIF(7 * w.users_30d, 0)
-                END
-                AS DECIMAL(5, 1)
-            ) AS engagement_score,
             CASE
                 WHEN w.events_14d = 0 AND w.events_prior_30d > 0 THEN 1 ELSE 0
             END AS has_inactive_14d,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -71,11 +71,18 @@ class History:
         )
 
 
-def _q(value: Fraction, places: int) -> Decimal:
-    quantum = Decimal(1).scaleb(-places)
-    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(
-        quantum, rounding=ROUND_HALF_UP
-    )
+def round_half_away(value: Fraction, places: int) -> Decimal:
+    """value rounded half away from zero to `places` decimals, exactly (no float, no context).
+
+    What SQL Server's CAST to DECIMAL(p, places) does to an exact value, and what every
+    metric must equal (docs/dialect-contract.md, rule 26).
+    """
+    scaled = abs(value) * 10**places
+    units = (2 * scaled.numerator + scaled.denominator) // (2 * scaled.denominator)
+    return Decimal(-units if value < 0 else units).scaleb(-places)
+
+
+_q = round_half_away
 
 
 def expected_dimension(h: History) -> dict[str, dict[str, Any]]:
@@ -231,20 +238,11 @@ def _row(
     }
 
 
-DECIMAL_COLUMNS = {
-    "activity_consistency_30d": Decimal("0.0001"),
-    "usage_density": Decimal("0.0001"),
-    "active_users_dod_pct": Decimal("0.0001"),
-    "active_users_wow_pct": Decimal("0.0001"),
-    "engagement_score": Decimal("0.1"),
-}
-
-
 def differences(
     expected: dict[tuple[str, date], dict[str, Any]],
     actual: dict[tuple[str, date], dict[str, Any]],
 ) -> list[str]:
-    """Human-readable differences: exact for everything, one last-digit unit for decimals."""
+    """Human-readable differences, every value exact (decimals too: rule 26)."""
     problems = []
     for key in sorted(set(expected) - set(actual)):
         problems.append(f"missing row {key}")
@@ -253,9 +251,6 @@ def differences(
     for key in sorted(set(expected) & set(actual)):
         for column, want in expected[key].items():
             got = actual[key][column]
-            if column in DECIMAL_COLUMNS and want is not None and got is not None:
-                if abs(Decimal(got) - want) > DECIMAL_COLUMNS[column]:
-                    problems.append(f"{key} {column}: expected {want}, got {got}")
-            elif got != want:
+            if got != want:
                 problems.append(f"{key} {column}: expected {want!r}, got {got!r}")
     return problems

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -235,15 +236,43 @@ def test_metrics_on_a_hand_computed_day(wh: DuckDBWarehouse) -> None:
     h.merged.update(day(n) for n in range(14))
     row = actual_rows(wh)[("acme", day(13))]
     assert row["rolling_7d_active_users"] == 32
-    assert float(row["active_users_wow_pct"]) == pytest.approx((32 - 14) / 14, abs=1e-4)
+    assert row["active_users_wow_pct"] == Decimal("1.2857")  # (32 - 14) / 14, exactly rounded
     assert row["active_users_dod_pct"] == 1  # 4 -> 8 is +100 %, day over day
     assert row["usage_density"] == 3
     assert row["peak_active_users_30d"] == 8
-    assert float(row["activity_consistency_30d"]) == pytest.approx(14 / 30, abs=1e-4)
+    assert row["activity_consistency_30d"] == Decimal("0.4667")
     # trend = min(1, (32/7) / (46/30)) = 1 -> 100 * (0.5 * 14/30 + 0.5) = 73.3
-    assert float(row["engagement_score"]) == pytest.approx(73.3)
+    assert row["engagement_score"] == Decimal("73.3")
     assert row["days_since_last_contact"] == (day(13) - date(2024, 1, 1)).days
     assert row["churn_risk_reasons"] is None  # contact is old, but 14 active days of 30
+    assert_matches_reference(wh, h)
+
+
+def test_issue_16_metrics_are_exact_through_the_merge(wh: DuckDBWarehouse) -> None:
+    """3 events over 20,000 users is the tie 0.00015 -> 0.0002 (DuckDB's DOUBLE gave 0.0001).
+
+    a = 22 active days, 377,002 users in 7 days and 2,676,515 in 30 score 66.849999417...:
+    66.8 exactly rounded (SQL Server's old expression, trimming its quotients to 6 decimals,
+    reached the false tie 66.850000 and gave 66.9).
+    """
+    h = History()
+    for n in range(30):
+        if n < 15:
+            users = 153313 if n == 0 else 153300  # 15 active days: 2,299,513 users
+        elif n < 23:
+            users = 0  # 8 quiet days
+        elif n < 29:
+            users = 59502 if n == 23 else 59500  # 6 days: 357,002 users
+        else:
+            users = 20000
+        load_usage_day(h, day(n), [("acme", users, 3 if n == 29 else 0)])
+    write_history(wh, h)
+    model.merge(wh, day(0), day(29), "r", RUN_TS)
+    h.merged.update(day(n) for n in range(30))
+    row = actual_rows(wh)[("acme", day(29))]
+    assert (row["active_days_30d"], row["rolling_7d_active_users"]) == (22, 377002)
+    assert row["usage_density"] == Decimal("0.0002")
+    assert row["engagement_score"] == Decimal("66.8")
     assert_matches_reference(wh, h)
 
 

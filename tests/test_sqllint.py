@@ -30,12 +30,17 @@ WHEN NOT MATCHED BY TARGET THEN INSERT (company_id, company_name)
     VALUES (src.company_id, src.company_name);
 """
 
+INT_DIV = "CAST(a AS BIGINT) / CAST(NULLIF(b, 0) AS BIGINT)"
+
 # rule -> (bad snippet, good snippet)
 CASES: dict[int, tuple[str, str]] = {
-    1: ("SELECT a / NULLIF(b, 0) FROM t", "SELECT CAST(a AS DECIMAL(18,6)) / NULLIF(b, 0) FROM t"),
+    1: (
+        "SELECT a / NULLIF(b, 0), CAST(a AS BIGINT) / 2, a % CAST(NULLIF(b, 0) AS BIGINT) FROM t",
+        f"SELECT {INT_DIV}, CAST(a AS BIGINT) % CAST(NULLIF(b, 0) AS BIGINT) FROM t",
+    ),
     2: (
-        "SELECT CAST(a AS DECIMAL(18,6)) / b FROM t",
-        "SELECT CAST(a AS DECIMAL(18,6)) / NULLIF(b, 0) FROM t",
+        "SELECT CAST(a AS BIGINT) / CAST(b AS BIGINT), CAST(a AS BIGINT) % CAST(b AS BIGINT) FROM t",
+        f"SELECT {INT_DIV} FROM t",
     ),
     3: (
         "SELECT AVG(x), SUM(y) FROM t",
@@ -107,7 +112,19 @@ CASES: dict[int, tuple[str, str]] = {
     23: ("CREATE TABLE dim.x (id INT IDENTITY(1,1) PRIMARY KEY)", "DELETE FROM dim.x WHERE id = 1"),
     24: ("SELECT SOUNDEX(a) FROM t", "SELECT UPPER(a) FROM t"),
     25: ("SELECT x FROM t ORDER BY x NULLS FIRST LIMIT 5", "SELECT TOP 5 x FROM t ORDER BY x"),
+    26: (
+        "SELECT CAST(CAST(a AS DECIMAL(38,6)) / NULLIF(b, 0) AS DECIMAL(18,4)),"
+        " CAST(a AS BIGINT) / CAST(NULLIF(0.5, 0) AS DECIMAL(2,1)) FROM t",
+        # the exact rounding the transforms use: (n / d) * 10^s + (2 (n % d) 10^s + d) / 2d
+        "SELECT CAST(CAST("
+        f"{INT_DIV} * 10000 + CAST(2 * (CAST(a AS BIGINT) % CAST(NULLIF(b, 0) AS BIGINT))"
+        " * 10000 + b AS BIGINT) / CAST(NULLIF(2 * CAST(b AS BIGINT), 0) AS BIGINT)"
+        " AS DECIMAL(19,0)) * CAST(0.0001 AS DECIMAL(5,4)) AS DECIMAL(18,4)) FROM t",
+    ),
 }
+# Rule 27 (string limits count bytes or UTF-16 units) is about values arriving from the input:
+# no text of a transform shows whether a value fits, so staging's tests keep it, not the linter.
+NOT_LINTED = {27}
 
 
 @pytest.mark.parametrize("rule", sorted(CASES))
@@ -118,7 +135,7 @@ def test_rule_flags_bad_and_passes_good(rule: int) -> None:
 
 
 def test_every_contract_rule_has_a_case() -> None:
-    assert set(CASES) == set(range(1, 26))
+    assert set(CASES) | NOT_LINTED == set(range(1, 28))
 
 
 def test_comments_and_strings_are_not_code() -> None:

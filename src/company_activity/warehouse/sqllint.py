@@ -120,26 +120,45 @@ def _pattern_violations(text: str) -> Iterator[Violation]:
             yield Violation(_line(text, match.start()), 21, "no strict JSON paths")
 
 
-def _is_decimal_cast(node: exp.Expression) -> bool:
-    return isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.DECIMAL,)
+_INTEGER_TYPES = (exp.DataType.Type.BIGINT, exp.DataType.Type.INT)
+
+
+def _is_decimal(node: exp.Expression) -> bool:
+    """A decimal-typed operand as written: a decimal CAST or a literal with a point."""
+    if isinstance(node, exp.Paren):
+        return _is_decimal(node.this)
+    if isinstance(node, exp.Cast | exp.TryCast):
+        return bool(node.to.this == exp.DataType.Type.DECIMAL)
+    return isinstance(node, exp.Literal) and not node.is_string and "." in str(node.this)
+
+
+def _is_integer_cast(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Cast) and node.to.this in _INTEGER_TYPES
 
 
 def _is_cast(node: exp.Expression) -> bool:
     return isinstance(node, exp.Cast | exp.TryCast)
 
 
+def _guarded(divisor: exp.Expression) -> bool:
+    """CAST(NULLIF(den, 0) AS BIGINT): the zero test inside the integer cast."""
+    inner = divisor.this if _is_integer_cast(divisor) else divisor
+    return (
+        isinstance(inner, exp.Nullif)
+        and isinstance(inner.expression, exp.Literal)
+        and inner.expression.this == "0"
+    )
+
+
 def _number_rules(statement: exp.Expr) -> Iterator[tuple[int, str]]:
-    for div in statement.find_all(exp.Div):
-        if not _is_decimal_cast(div.this):
-            yield 1, f"divide a CAST(... AS DECIMAL(p,s)), never integers: {div.sql('tsql')[:60]}"
-        divisor = div.expression
-        guarded = (
-            isinstance(divisor, exp.Nullif)
-            and isinstance(divisor.expression, exp.Literal)
-            and divisor.expression.this == "0"
-        )
-        if not guarded:
-            yield 2, f"guard the divisor with NULLIF(den, 0): {div.sql('tsql')[:60]}"
+    for div in statement.find_all(exp.Div, exp.Mod):
+        text = div.sql("tsql")[:60]
+        if _is_decimal(div.this) or _is_decimal(div.expression):
+            yield 26, f"no DECIMAL division: round n / d in BIGINT arithmetic: {text}"
+        elif not (_is_integer_cast(div.this) and _is_integer_cast(div.expression)):
+            yield 1, f"write CAST(n AS BIGINT) / CAST(NULLIF(d, 0) AS BIGINT): {text}"
+        if not _guarded(div.expression):
+            yield 2, f"guard the divisor: CAST(NULLIF(d, 0) AS BIGINT): {text}"
     for agg in statement.find_all(exp.Sum, exp.Avg):
         if not _is_cast(agg.this):
             yield 3, f"{agg.key.upper()} over a CAST only: {agg.sql('tsql')[:60]}"
