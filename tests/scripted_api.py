@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -71,20 +72,26 @@ class Seen:
 class ScriptedServer:
     """The server on a free loopback port; use as a context manager."""
 
-    def __init__(self, script: Mapping[str, list[Reply]]) -> None:
+    def __init__(
+        self, script: Mapping[str, list[Reply]], tls: ssl.SSLContext | None = None
+    ) -> None:
         self.script = {key: list(replies) for key, replies in script.items()}
         self.requests: list[Seen] = []
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
+        self.scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def url(self, path: str = "/usage") -> str:
         return self.origin + path
@@ -144,7 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(reply.headers)
         if reply.gzip:
             headers["Content-Encoding"] = "gzip"
-        headers.setdefault("Content-Length", str(len(body)))
+        if "Transfer-Encoding" not in headers:
+            headers.setdefault("Content-Length", str(len(body)))
         try:
             reason = HTTPStatus(reply.status).phrase
         except ValueError:
@@ -174,6 +182,49 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def scripted(script: Mapping[str, list[Reply]]) -> Iterator[ScriptedServer]:
-    with ScriptedServer(script) as server:
+def scripted(
+    script: Mapping[str, list[Reply]], tls: ssl.SSLContext | None = None
+) -> Iterator[ScriptedServer]:
+    with ScriptedServer(script, tls) as server:
         yield server
+
+
+def self_signed(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the certificate file a client should trust."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import ip_address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path

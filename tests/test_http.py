@@ -12,6 +12,7 @@ import gzip
 import logging
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +22,14 @@ from company_activity.ingest import api_client
 from company_activity.ingest.api_client import ApiClient, ApiConfig, FetchStats
 from company_activity.pipeline import notify
 from company_activity.redact import register_secret
-from tests.scripted_api import Reply, scripted
+from tests.scripted_api import Reply, scripted, self_signed
 
 KEY = "drip-test-key-4f1c2b9e"
 DAY = date(2025, 11, 23)
 ITEM = b'{"company_id":"c100","active_users":5,"events":40,"ts":"2025-11-23T09:00:00Z"}'
 PAGE = b'{"items":[' + ITEM + b'],"next_page":null}'
 JSON = {"Content-Type": "application/json"}
+CHUNKED = b"%x\r\n%s\r\n" % (len(PAGE), PAGE)  # one chunk, no terminating 0-size chunk
 DEADLINE = 1.0
 DRIP = 0.4  # seconds between bytes: each read succeeds well within the 5 s read timeout
 SLACK = 1.5  # how late after the deadline a call may end (thread wake-up, a loaded machine)
@@ -92,6 +94,21 @@ def test_api_page_that_dripped_once_arrives_on_the_retry(sleeps: list[float]) ->
         lines, stats = fetch(client(server.url()))
     assert lines == [ITEM]
     assert stats.retries == 1 and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_https_page_dripping_ends_at_the_deadline(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls, cert = self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trust the test's own certificate
+    with scripted({"*": [dripping(where), Reply(200, JSON, PAGE)]}, tls) as server:
+        assert server.url().startswith("https://")
+        started = time.monotonic()
+        lines, stats = fetch(client(server.url()))
+        elapsed = time.monotonic() - started
+    assert lines == [ITEM] and stats.retries == 1
+    assert DEADLINE <= elapsed <= DEADLINE + SLACK
 
 
 @pytest.mark.parametrize("where", ["head", "body"])
@@ -195,12 +212,24 @@ def test_gzipped_page_is_decoded() -> None:
     assert "gzip" in api.requests[0].headers["accept-encoding"]
 
 
+def test_chunked_page_is_read_whole() -> None:
+    chunked = {**JSON, "Transfer-Encoding": "chunked"}
+    with scripted({"*": [Reply(200, chunked, CHUNKED + b"0\r\n\r\n")]}) as api:
+        lines, stats = fetch(client(api.url()))
+    assert lines == [ITEM] and stats.retries == 0
+
+
 @pytest.mark.parametrize(
     ("bad", "detail"),
     [
         # Content-Length promises more than arrives
         (Reply(200, JSON, PAGE, cut=20), "cut short"),
         (Reply(200, JSON, PAGE, gzip=True, cut=30), "cut short"),
+        # chunked: the connection closes before the last (empty) chunk
+        (
+            Reply(200, {**JSON, "Transfer-Encoding": "chunked"}, CHUNKED, cut=len(CHUNKED)),
+            "cut short",
+        ),
         # a complete HTTP body holding a gzip stream that stops half way
         (
             Reply(200, {**JSON, "Content-Encoding": "gzip"}, gzip.compress(PAGE)[:-12]),
