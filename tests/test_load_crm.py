@@ -39,8 +39,8 @@ EXPECTED_CRM: dict[int, str] = {
     8: "company_id is blank",
     9: "company_id is blank",
     10: "staged",  # duplicate of line 2 once canonical: both stay
-    11: "last_contact_at is not an ISO-8601 date or timestamp: 31/12/2025",
-    12: "record has 3 fields, the header has 6",
+    11: "staged",  # last_contact_at unreadable: staged with it NULL and the issue recorded
+    12: "staged",  # a short record: the missing trailing fields are blank
     13: "record has 7 fields, the header has 6",
     14: "company_name is longer than 400 characters",
     # 15 is blank: not a record
@@ -163,9 +163,8 @@ def test_quarantine_keeps_line_raw_text_and_readable_id(
         r["src_line_number"]: r
         for r in warehouse.query_dicts("SELECT * FROM stg.quarantine WHERE source = 'crm'")
     }
-    assert rows[11]["company_id"] == "baddate"
-    assert rows[11]["raw_line"] == "baddate,31/12/2025,Bad Date Co,US,x,unparseable date"
-    assert rows[12]["raw_line"] == "short,2025-11-01,Short Row"
+    assert rows[13]["company_id"] == "long"
+    assert rows[13]["raw_line"] == "long,2025-11-01,Long Row,US,x,notes,EXTRA"
     assert rows[17]["raw_line"] == 'stray,2025-11-01,"unterminated,US,x,stray quote'
     assert rows[8]["company_id"] is None
     assert rows[17]["company_id"] is None
@@ -212,6 +211,8 @@ def test_empty_file_is_an_error_and_a_header_only_file_loads_nothing(
 def test_sample_in_the_seed_format_loads(
     warehouse: DuckDBWarehouse, store: LocalFolderStore
 ) -> None:
+    header = SAMPLE.read_text(encoding="utf-8").splitlines()[0]
+    assert header == "company_id,name,country,industry_tag,last_contact_at,file_date,src_file_name"
     result = load(warehouse, store, SAMPLE)
     assert (result.lines_read, result.lines_staged, result.lines_rejected) == (10, 10, 0)
     names = dict(warehouse.query("SELECT company_id, company_name FROM stg.crm_companies"))
@@ -232,14 +233,14 @@ def test_raw_zone_file_for_the_date(warehouse: DuckDBWarehouse, store: LocalFold
 
 
 def test_another_date_is_untouched(warehouse: DuckDBWarehouse, store: LocalFolderStore) -> None:
-    load(warehouse, store, SAMPLE, day=date(2025, 11, 22))
-    load(warehouse, store)
-    load(warehouse, store)
+    load(warehouse, store, day=date(2025, 11, 22))
+    load(warehouse, store, SAMPLE)
+    load(warehouse, store, SAMPLE)
     counts = warehouse.query(
         "SELECT snapshot_date, COUNT(*) FROM stg.crm_companies GROUP BY snapshot_date "
         "ORDER BY snapshot_date"
     )
-    assert counts == [(date(2025, 11, 22), 10), (DAY, 9)]
+    assert counts == [(date(2025, 11, 22), 11), (DAY, 10)]
 
 
 def test_snapshot_date_from_file_name() -> None:
@@ -260,7 +261,7 @@ def test_load_crm_command(
     shutil.copy(FIXTURES / "crm_messy.csv", dated)
     assert cli.main(["--env-file", "none", "load-crm", "--file", str(dated)]) == 0
     out = capsys.readouterr().out
-    assert "2025-11-23 crm: 1 file, 17 lines read, 9 staged, 8 rejected" in out
+    assert "2025-11-23 crm: 1 file, 17 lines read, 11 staged, 6 rejected" in out
     assert "see stg.quarantine where source = 'crm' and file_date = '2025-11-23'" in out
     code = cli.main(
         ["--env-file", "none", "load-crm", "--file", str(FIXTURES / "crm_missing_column.csv")]
@@ -280,3 +281,57 @@ def test_load_crm_command(
     )
     assert code == cli.EXIT_TERMINAL
     assert "has no country column" in capsys.readouterr().err
+
+
+def test_load_crm_command_loads_the_seed_sample_dated_by_its_file_date_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("SQL_CONN_STR", "BLOB_CONN_STR", "BLOB_ACCOUNT_URL", "KEY_VAULT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "cli.duckdb"))
+    monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / "cli-blob"))
+    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    assert cli.main(["--env-file", "none", "load-crm", "--file", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "2025-11-23 crm: 1 file, 10 lines read, 10 staged, 0 rejected" in out
+    # A file with no date in its name and none (or several) in a file_date column needs --date.
+    undated = tmp_path / "crm.csv"
+    undated.write_text(
+        SAMPLE.read_text(encoding="utf-8").replace("2025-11-23,crm", "2025-11-22,crm", 1),
+        encoding="utf-8",
+    )
+    assert cli.main(["--env-file", "none", "load-crm", "--file", str(undated)]) == (
+        cli.EXIT_TERMINAL
+    )
+    assert "--date" in capsys.readouterr().err
+
+
+def test_load_crm_command_reads_the_crm_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("SQL_CONN_STR", "BLOB_CONN_STR", "BLOB_ACCOUNT_URL", "KEY_VAULT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "cli.duckdb"))
+    monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / "cli-blob"))
+    monkeypatch.setenv("CRM_DATE_FORMATS", "%m/%d/%Y")
+    monkeypatch.setenv("CRM_ENCODING", "cp1252")
+    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    export = tmp_path / f"crm_companies_{DAY}.csv"
+    export.write_bytes(
+        "Company_ID;Name;Country;Industry_Tag;Last_Contact_At\r\nc1;Café;FR;food;11/20/2025\r\n".encode(
+            "cp1252"
+        )
+    )
+    assert cli.main(["--env-file", "none", "load-crm", "--file", str(export)]) == 0
+    assert "1 line read, 1 staged, 0 rejected" in capsys.readouterr().out
+    wh = DuckDBWarehouse(tmp_path / "cli.duckdb")
+    try:
+        assert wh.query("SELECT company_name, last_contact_at FROM stg.crm_companies") == [
+            ("Café", datetime(2025, 11, 20))
+        ]
+    finally:
+        wh.close()
+    monkeypatch.setenv("CRM_COLUMN_MAP", "Record ID=id")
+    code = cli.main(["--env-file", "none", "load-crm", "--file", str(export)])
+    assert code != 0
+    assert "CRM_COLUMN_MAP: 'Record ID=id' must be" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from company_activity.staging import load_crm, load_usage
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.azuresql import AzureSqlWarehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
-from company_activity.warehouse.schema import PRODUCT_USAGE, QUARANTINE, TABLES
+from company_activity.warehouse.schema import CRM_COMPANIES, PRODUCT_USAGE, QUARANTINE, TABLES
 from tests.test_load_usage import CONTAINER, DAY, LOADED_AT, fixed_clock, mixed, write_partition
 
 FIXTURES = Path(__file__).parent / "fixtures" / "staging"
@@ -72,6 +72,10 @@ class FakeCursor:
             self._answer(
                 [tuple(self._count(t) for t in re.findall(r"COUNT\(\*\) FROM (\S+)", sql))]
             )
+        elif sql.startswith("SELECT COUNT(issue_field) FROM stg.crm_companies"):
+            issue = CRM_COMPANIES.column_names.index("issue_field")
+            rows = self.recorder.rows.get(CRM_COMPANIES.name, [])
+            self._answer([(sum(1 for r in rows if r[issue] is not None),)])
         elif sql.startswith("DELETE FROM"):
             self.rowcount = 0
         return self
@@ -229,7 +233,7 @@ def test_crm_load_on_azure(
         file=FIXTURES / "crm_messy.csv",
         clock=fixed_clock,
     )
-    assert (result.lines_staged, result.lines_rejected) == (9, 8)
+    assert (result.lines_staged, result.lines_rejected, result.fields_nulled) == (11, 6, 1)
     names = {r[8]: r[3] for r in recorder.rows["stg.crm_companies"]}
     assert names[4] == "株式会社テスト"
     assert names[5] == "Robert'); DROP TABLE stg.crm_companies;--"

@@ -48,6 +48,9 @@ IF OBJECT_ID('stg.crm_companies', 'U') IS NULL
         run_id VARCHAR(64) NOT NULL,
         loaded_at DATETIME2(6) NOT NULL,
         raw_line NVARCHAR(MAX) NOT NULL,
+        issue_field VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NULL,
+        issue_value NVARCHAR(400) NULL,
+        issue_reason NVARCHAR(400) NULL,
         CONSTRAINT pk_stg_crm_companies PRIMARY KEY (snapshot_date, src_line_number)
     );
 GO
@@ -185,6 +188,7 @@ IF OBJECT_ID('ops.load_audits', 'U') IS NULL
         started_at DATETIME2(6) NOT NULL,
         ended_at DATETIME2(6) NOT NULL,
         error_text NVARCHAR(4000) NULL,
+        fields_nulled BIGINT NULL,
         CONSTRAINT pk_ops_load_audits PRIMARY KEY (run_id, source, file_date)
     );
 GO

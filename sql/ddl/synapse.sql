@@ -56,7 +56,10 @@ IF OBJECT_ID('stg.crm_companies', 'U') IS NULL
         src_line_number INT NOT NULL,
         run_id VARCHAR(64) NOT NULL,
         loaded_at DATETIME2(6) NOT NULL,
-        raw_line NVARCHAR(MAX) NOT NULL
+        raw_line NVARCHAR(MAX) NOT NULL,
+        issue_field VARCHAR(100) NULL,
+        issue_value NVARCHAR(400) NULL,
+        issue_reason NVARCHAR(400) NULL
     )
     WITH (DISTRIBUTION = HASH (company_id), HEAP);
 GO
@@ -225,7 +228,8 @@ IF OBJECT_ID('ops.load_audits', 'U') IS NULL
         checksum VARCHAR(64) NULL,
         started_at DATETIME2(6) NOT NULL,
         ended_at DATETIME2(6) NOT NULL,
-        error_text NVARCHAR(4000) NULL
+        error_text NVARCHAR(4000) NULL,
+        fields_nulled BIGINT NULL
     )
     WITH (DISTRIBUTION = ROUND_ROBIN, CLUSTERED COLUMNSTORE INDEX);
 GO

@@ -17,6 +17,12 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from company_activity.crmformat import (
+    CRM_DELIMITERS,
+    parse_crm_column_map,
+    parse_crm_date_formats,
+    parse_crm_encoding,
+)
 from company_activity.errors import ConfigError
 from company_activity.redact import redact, register_secret
 from company_activity.secrets import SecretLookup, key_vault_lookup
@@ -34,6 +40,7 @@ def _setting(
     choices: tuple[str, ...] = (),
     minimum: float | None = 0,
     url: bool = False,
+    check: Callable[[str], object] | None = None,
 ) -> Any:
     """Declare one setting: its variable name, default, description and flags."""
     return field(
@@ -47,6 +54,7 @@ def _setting(
             "choices": choices,
             "minimum": minimum,
             "url": url,
+            "check": check,
         },
     )
 
@@ -132,6 +140,34 @@ class Settings:
     )
     crm_blob_path: str = _setting(
         "CRM_BLOB_PATH", "raw/crm/", "Where CRM snapshots land: container/prefix."
+    )
+    crm_column_map: str = _setting(
+        "CRM_COLUMN_MAP",
+        "",
+        "CRM export header names mapped to ours, as `Export name=column` pairs separated by "
+        "';' (e.g. Record ID=company_id;Company name=company_name); name and company_name "
+        "always work.",
+        check=parse_crm_column_map,
+    )
+    crm_delimiter: str = _setting(
+        "CRM_DELIMITER",
+        "auto",
+        "CRM CSV delimiter: auto (detected from the header line), comma, semicolon, tab or pipe.",
+        choices=("auto", *CRM_DELIMITERS),
+    )
+    crm_encoding: str = _setting(
+        "CRM_ENCODING",
+        "auto",
+        "CRM CSV encoding: auto (UTF-8 with or without a BOM; UTF-16 by its BOM), or a "
+        "single-byte encoding such as cp1252 for files without a BOM.",
+        check=parse_crm_encoding,
+    )
+    crm_date_formats: str = _setting(
+        "CRM_DATE_FORMATS",
+        "",
+        "strptime formats read in CRM dates besides ISO-8601, separated by ';' (e.g. "
+        "%m/%d/%Y for a file re-saved by a US spreadsheet).",
+        check=parse_crm_date_formats,
     )
     local_blob_dir: str = _setting(
         "LOCAL_BLOB_DIR",
@@ -236,6 +272,7 @@ class SettingSpec:
     choices: tuple[str, ...]
     minimum: float | None
     url: bool
+    check: Callable[[str], object] | None
 
 
 def _specs() -> tuple[SettingSpec, ...]:
@@ -256,6 +293,7 @@ def _specs() -> tuple[SettingSpec, ...]:
                 choices=f.metadata["choices"],
                 minimum=f.metadata["minimum"],
                 url=f.metadata["url"],
+                check=f.metadata["check"],
             )
         )
     return tuple(specs)
@@ -344,6 +382,8 @@ def _check_value(spec: SettingSpec, value: Any) -> None:
         if spec.minimum == 0:
             raise ConfigError(f"{spec.env} must not be negative, got {value}.")
         raise ConfigError(f"{spec.env} must be at least {spec.minimum:g}, got {value}.")
+    if spec.check is not None and isinstance(value, str):
+        spec.check(value)
     if spec.url:
         parsed = urlsplit(str(value))
         if parsed.scheme not in ("http", "https") or not parsed.hostname:

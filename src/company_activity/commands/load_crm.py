@@ -1,9 +1,10 @@
 """`company-activity load-crm --date D [--file PATH]`: stage a CRM snapshot.
 
 Reads `{CRM_BLOB_PATH}crm_companies_D.csv` from the raw zone, or a local file with --file (its
-date from --date, else from a YYYY-MM-DD in its name). Replaces the date's rows in
-stg.crm_companies and its CRM rows in stg.quarantine in one transaction, and prints what it
-read, staged and rejected.
+date from --date, else from a YYYY-MM-DD in its name, else from its file_date column when every
+record gives the same date). The CRM_* settings say how the export is written. Replaces the
+date's rows in stg.crm_companies and its CRM rows in stg.quarantine in one transaction, and
+prints what it read, staged and rejected.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
 from company_activity.errors import ConfigError
-from company_activity.staging import load_crm, snapshot_date_from_name
+from company_activity.staging import (
+    CrmFormat,
+    load_crm,
+    snapshot_date_from_column,
+    snapshot_date_from_name,
+)
 from company_activity.storage import open_store
 
 if TYPE_CHECKING:
@@ -36,13 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    fmt = CrmFormat.from_settings(ctx.settings)
     day = args.date
     if day is None and args.file is not None:
-        day = snapshot_date_from_name(args.file.name)
+        day = snapshot_date_from_name(args.file.name) or snapshot_date_from_column(args.file, fmt)
     if day is None:
         raise ConfigError(
             "give the snapshot date with --date YYYY-MM-DD (with --file, a name such as "
-            "crm_companies_2025-11-23.csv gives it too)."
+            "crm_companies_2025-11-23.csv, or one date in a file_date column, gives it too)."
         )
     store = open_store(ctx.settings)
     with ctx.warehouse() as wh:
@@ -53,6 +60,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             crm_blob_path=ctx.settings.crm_blob_path,
             run_id=ctx.run_id,
             file=args.file,
+            fmt=fmt,
         )
     print(result.summary())
     return 0

@@ -24,7 +24,7 @@ from company_activity.model.validation import (
 from company_activity.pipeline import names as steps
 from company_activity.pipeline.runner import RangeStepFn, StepFn, StepOutcome
 from company_activity.settings import Settings
-from company_activity.staging import load_crm, load_usage
+from company_activity.staging import CrmFormat, load_crm, load_usage
 from company_activity.staging.audit import LoadResult
 from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
@@ -84,6 +84,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
                 crm_blob_path=settings.crm_blob_path,
                 run_id=ctx.run_id,
                 clock=ctx.clock,
+                fmt=CrmFormat.from_settings(settings),
             )
         )
 

@@ -36,6 +36,14 @@ class LoadResult:
     started_at: datetime
     ended_at: datetime
     error_text: str | None = None
+    #: Staged rows with a field set to NULL because its value could not be read (crm:
+    #: last_contact_at; the row's issue_* columns say which value and why).
+    fields_nulled: int = 0
+
+    @property
+    def all_rejected(self) -> bool:
+        """True when the load read records and staged none of them (a broken export)."""
+        return self.status == SUCCEEDED and self.lines_read > 0 and self.lines_staged == 0
 
     @property
     def seconds(self) -> float:
@@ -52,6 +60,13 @@ class LoadResult:
             f"{self.lines_staged:,} staged, {self.lines_rejected:,} rejected "
             f"({self.bytes_read / 1_000_000:.1f} MB, {self.seconds:.2f} s)"
         )
+        if self.all_rejected:
+            text += "; every record was rejected"
+        if self.fields_nulled:
+            text += (
+                f"; {self.fields_nulled:,} staged with an unreadable field NULL "
+                "(see the issue_* columns)"
+            )
         if self.lines_rejected:
             text += (
                 f"; see stg.quarantine where source = '{self.source}' "

@@ -1,8 +1,9 @@
 """Read a CRM CSV export as Arrow batches of records, each with its raw text and line number.
 
-Accepted: UTF-8 with or without a BOM, RFC 4180 quoting (delimiters, quotes and newlines inside
-quoted fields), LF or CRLF, a space after a delimiter, header names in any case and order with
-stray spaces, and extra columns (ignored, but kept in the raw text). Blank lines are skipped.
+Accepted: the encodings, delimiters and header names of csvformat.py, RFC 4180 quoting
+(delimiters, quotes and newlines inside quoted fields), LF or CRLF, a space after a delimiter,
+and extra columns (ignored, but kept in the raw text). Blank lines are skipped. A record may
+have fewer fields than the header (the rules read the missing ones as blank).
 
 Python's csv module pulls physical lines one at a time, so the lines it consumed for a record
 are that record's raw text. A record the module cannot parse (an unclosed quote, text after a
@@ -10,33 +11,36 @@ closing quote) is rejected on its first line alone and parsing resumes on the ne
 stray quote never swallows the rest of the file.
 
 A line with no quote, CR (other than a CRLF ending) or NUL cannot start a multi-line record
-or fail to parse, and the csv module would split it on commas and drop the spaces after each
-delimiter. Such lines are split that way directly: a whole file of them (the usual export)
-in Arrow's kernels, a lone one in Python, four times faster than the module line by line and
-with the same fields (tests/test_csv_plain_path.py compares the paths).
+or fail to parse, and the csv module would split it on the delimiter and drop the spaces after
+each delimiter. Such lines are split that way directly: a whole UTF-8 file of them (the usual
+export; other encodings are transcoded first when they decode cleanly) in Arrow's kernels, a
+lone one in Python, four times faster than the module line by line and with the same fields
+(tests/test_csv_plain_path.py compares the paths).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, NamedTuple
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from company_activity.errors import DataError
-
-#: Columns the export must have (lower case); others are ignored.
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "company_id",
-    "company_name",
-    "country",
-    "industry_tag",
-    "last_contact_at",
+from company_activity.staging.csvformat import (
+    COLUMNS,
+    DEFAULT_NAMES,
+    REQUIRED_COLUMNS,
+    CrmFormat,
+    PhysicalLine,
+    detect_delimiter,
+    detect_encoding,
+    first_line,
+    physical_lines,
 )
 
 #: Records per Arrow batch.
@@ -48,24 +52,16 @@ BATCH_SCHEMA = pa.schema(
         pa.field("raw", pa.string()),
         pa.field("pre_reason", pa.string()),
         pa.field("n_fields", pa.int32()),
-        *(pa.field(f"f_{name}", pa.string()) for name in REQUIRED_COLUMNS),
+        *(pa.field(f"f_{name}", pa.string()) for name in COLUMNS),
     ]
 )
 
-_BOM = "\ufeff"
 _CHUNK_BYTES = 1024 * 1024
-
-
-class PhysicalLine(NamedTuple):
-    # A tuple, not a dataclass: one is built per line and construction cost shows at scale.
-    number: int
-    text: str  # with its line ending
-    bad_utf8: str | None  # reason when the bytes were not UTF-8
 
 
 @dataclass(frozen=True)
 class Header:
-    """Where each required column sits, and how many fields a record must have."""
+    """Where each column sits (optional ones when present), and how many fields it has."""
 
     positions: dict[str, int]
     width: int
@@ -75,37 +71,14 @@ class Header:
 Record = tuple[int, str, list[str] | None, str | None]
 
 
-def _byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """Physical lines, each with its LF, read in chunks (the stream need not be line-iterable)."""
-    carry = b""
-    while chunk := stream.read(_CHUNK_BYTES):
-        pieces = (carry + chunk).split(b"\n")
-        carry = pieces.pop()
-        for piece in pieces:
-            yield piece + b"\n"
-    if carry:
-        yield carry
-
-
 class CsvRecords:
-    """Iterate a CSV byte stream as (first line, raw text, fields or None, reason) records."""
+    """Iterate decoded lines as (first line, raw text, fields or None, reason) records."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._source = self._physical_lines(stream)
+    def __init__(self, lines: Iterator[PhysicalLine], delimiter: str = ",") -> None:
+        self._source = lines
+        self._delimiter = delimiter
         self._pending: deque[PhysicalLine] = deque()
         self._consumed: list[PhysicalLine] = []
-
-    @staticmethod
-    def _physical_lines(stream: IO[bytes]) -> Iterator[PhysicalLine]:
-        for number, raw in enumerate(_byte_lines(stream), start=1):
-            try:
-                text, bad = raw.decode("utf-8"), None
-            except UnicodeDecodeError as exc:
-                text = raw.decode("utf-8", errors="replace")
-                bad = f"not valid UTF-8 (line {number}, byte {exc.start + 1})"
-            if number == 1 and text.startswith(_BOM):
-                text = text[len(_BOM) :]
-            yield PhysicalLine(number, text, bad)
 
     def _feed(self) -> Iterator[str]:
         """The lines the csv module reads, remembering which it took for the record."""
@@ -127,18 +100,20 @@ class CsvRecords:
 
     def __iter__(self) -> Iterator[Record]:
         while True:
-            reader = csv.reader(self._feed(), strict=True, skipinitialspace=True)
+            reader = csv.reader(
+                self._feed(), delimiter=self._delimiter, strict=True, skipinitialspace=True
+            )
             while True:
                 line = self._next_line()
                 if line is None:
                     return
-                fields = _simple_fields(line.text)
+                fields = _simple_fields(line.text, self._delimiter)
                 if fields is not None:
                     # The csv module keeps no state between records, so skipping it for a
                     # simple line leaves the reader where it was (see the module docstring).
                     raw = _strip_ending(line.text)
                     if raw.strip():  # a blank line is not a record
-                        yield line.number, raw, fields, line.bad_utf8
+                        yield line.number, raw, fields, line.bad_bytes
                     continue
                 self._pending.appendleft(line)
                 self._consumed = []
@@ -156,15 +131,15 @@ class CsvRecords:
                 raw = _strip_ending("".join(line.text for line in lines))
                 if not raw.strip():
                     continue  # a blank line is not a record
-                bad = next((line.bad_utf8 for line in lines if line.bad_utf8), None)
+                bad = next((line.bad_bytes for line in lines if line.bad_bytes), None)
                 yield lines[0].number, raw, fields, bad
 
 
-def _simple_fields(text: str) -> list[str] | None:
+def _simple_fields(text: str, delimiter: str = ",") -> list[str] | None:
     """The fields of a line the csv module would parse as one plain record, else None.
 
     Plain: no quote, CR or NUL once its LF or CRLF ending is off. The module then splits on
-    commas and, with skipinitialspace, drops the spaces (only ' ') after each delimiter.
+    the delimiter and, with skipinitialspace, drops the spaces (only ' ') after each one.
     """
     body = text[:-1] if text.endswith("\n") else text
     if body.endswith("\r"):
@@ -173,7 +148,7 @@ def _simple_fields(text: str) -> list[str] | None:
         return None  # the module's own parse (or its error) decides
     if not body:
         return []
-    return [field.lstrip(" ") for field in body.split(",")]
+    return [field.lstrip(" ") for field in body.split(delimiter)]
 
 
 def _strip_ending(text: str) -> str:
@@ -184,8 +159,14 @@ def _strip_ending(text: str) -> str:
     return text
 
 
-def read_header(records: Iterator[Record], where: str) -> Header:
-    """Map the header's column names (any case, stray spaces) to positions; fail clearly."""
+def read_header(
+    records: Iterator[Record], where: str, names: Mapping[str, str] | None = None
+) -> Header:
+    """Map the header's column names (any case, stray spaces) to positions; fail clearly.
+
+    `names` maps a header name (stripped, lower case) to our column (CrmFormat.names()).
+    """
+    names = DEFAULT_NAMES if names is None else names
     first = next(records, None)
     if first is None:
         raise DataError(
@@ -194,56 +175,82 @@ def read_header(records: Iterator[Record], where: str) -> Header:
     number, raw, fields, reason = first
     if fields is None or reason:
         raise DataError(f"CRM file {where}: the header on line {number} cannot be read ({reason}).")
-    names = [name.strip().lower() for name in fields]
     positions: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name in REQUIRED_COLUMNS:
-            if name in positions:
-                raise DataError(
-                    f"CRM file {where}: column {name} appears twice in the header; "
-                    "remove one and load again."
-                )
-            positions[name] = index
+    found: dict[str, str] = {}
+    for index, name in enumerate(fields):
+        column = names.get(name.strip().lower())
+        if column is None:
+            continue
+        if column in positions:
+            twice = (
+                f"column {column} appears twice in the header"
+                if found[column].strip().lower() == name.strip().lower()
+                else f"columns {found[column].strip()!r} and {name.strip()!r} both give {column}"
+            )
+            raise DataError(f"CRM file {where}: {twice}; remove one and load again.")
+        positions[column] = index
+        found[column] = name
     missing = [name for name in REQUIRED_COLUMNS if name not in positions]
     if missing:
         raise DataError(
             f"CRM file {where} has no {', '.join(missing)} column (header: {raw[:200]!r}). "
-            f"The export needs the columns {', '.join(REQUIRED_COLUMNS)}, in any order."
+            f"The export needs the columns {', '.join(REQUIRED_COLUMNS)} (or name for "
+            "company_name), in any order; CRM_COLUMN_MAP maps other names to these."
         )
     return Header(positions, len(fields), number)
 
 
-def record_batches(stream: IO[bytes], where: str) -> tuple[Header, Iterator[pa.Table]]:
+def record_batches(
+    stream: IO[bytes], where: str, fmt: CrmFormat | None = None
+) -> tuple[Header, Iterator[pa.Table]]:
     """The header and an iterator of record batches (BATCH_SCHEMA); `where` names the file.
 
-    The file is read whole (a CRM export is a few MB even at 100,000 companies). A plain file
-    (see _plain_lines) is split in Arrow's kernels; any other goes through the csv module.
+    The file is read whole (a CRM export is a few MB even at 100,000 companies). A plain UTF-8
+    file (see _plain_lines) is split in Arrow's kernels; any other goes through the csv module.
     """
+    fmt = fmt or CrmFormat()
     chunks: list[bytes] = []
     while chunk := stream.read(_CHUNK_BYTES):
         chunks.append(chunk)
     data = b"".join(chunks)
-    plain = _plain_lines(data)
+    codec, bom = detect_encoding(data, fmt.encoding)
+    body = data[bom:]
+    body, codec = _transcoded(body, codec)
+    delimiter = fmt.delimiter or detect_delimiter(first_line(body, codec))
+    names = fmt.names()
+    plain = _plain_lines(body) if codec == "utf-8" else None
     if plain is None:
-        records = iter(CsvRecords(io.BytesIO(data)))
-        header = read_header(records, where)
+        records = iter(CsvRecords(physical_lines(body, codec, bom), delimiter))
+        header = read_header(records, where, names)
         return header, _batches(records, header)
     numbers, lines = plain
     first = lines[0].as_py()
-    header = read_header(iter([(numbers[0].as_py(), first, _simple_fields(first), None)]), where)
-    return header, _plain_batches(numbers[1:], lines[1:], header)
+    header = read_header(
+        iter([(numbers[0].as_py(), first, _simple_fields(first, delimiter), None)]), where, names
+    )
+    return header, _plain_batches(numbers[1:], lines[1:], header, delimiter)
+
+
+def _transcoded(body: bytes, codec: str) -> tuple[bytes, str]:
+    """A file in another encoding as UTF-8 when it decodes cleanly (it then takes the UTF-8
+    paths); else unchanged, to be read line by line so a bad byte costs only its line."""
+    if codec != "utf-8":
+        with contextlib.suppress(UnicodeDecodeError):
+            return body.decode(codec).encode("utf-8"), "utf-8"
+    return body, codec
 
 
 # Characters that are never whitespace: a line holding one is not blank, no Python needed.
-_NOT_BLANK = "[0-9A-Za-z,]"
+_NOT_BLANK = "[0-9A-Za-z,;|]"
 
 
 def _plain_lines(data: bytes) -> tuple[pa.Array, pa.Array] | None:
     """The non-blank lines of a plain file and their numbers; None when it is not plain.
 
-    Plain: valid UTF-8 without a quote, a NUL or a CR outside CRLF endings, and no line over
-    the csv module's field size limit. Every line is then a record _simple_fields splits
-    exactly as the module would, and no record can span lines or fail to parse.
+    Plain: valid UTF-8 (its BOM already off) without a quote, a NUL or a CR outside CRLF
+    endings, and no line over the csv module's field size limit. Every line is then a record
+    _simple_fields splits exactly as the module would (with any of the delimiters), and no
+    record can span lines or fail to parse.
     """
     body = _plain_body(data)
     if body is None:
@@ -274,26 +281,31 @@ def _plain_lines(data: bytes) -> tuple[pa.Array, pa.Array] | None:
 
 
 def _plain_body(data: bytes) -> bytes | None:
-    """The file without its BOM and final LF, if no byte rules out the plain path."""
-    if data.startswith(_BOM.encode()):
-        data = data[len(_BOM.encode()) :]
+    """The file without its final LF, if no byte rules out the plain path."""
     if b'"' in data or b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
         return None
     body = data[:-1] if data.endswith(b"\n") else data
     return body or None
 
 
-def _plain_batches(numbers: pa.Array, lines: pa.Array, header: Header) -> Iterator[pa.Table]:
+def _plain_batches(
+    numbers: pa.Array, lines: pa.Array, header: Header, delimiter: str = ","
+) -> Iterator[pa.Table]:
     """The records of a plain file's lines (after the header) as BATCH_SCHEMA batches."""
     for start in range(0, len(lines), BATCH_RECORDS):
         part = lines.slice(start, BATCH_RECORDS)
-        widths = pc.list_value_length(pc.split_pattern(part, ",")).cast(pa.int32())
-        # Padding with commas makes every position exist; past a record's width it is NULL.
+        widths = pc.list_value_length(pc.split_pattern(part, delimiter)).cast(pa.int32())
+        # Padding with delimiters makes every position exist; past a record's width it is NULL.
         last = max(header.positions.values())
-        padded = pc.split_pattern(pc.binary_join_element_wise(part, "," * (last + 1), ""), ",")
+        padded = pc.split_pattern(
+            pc.binary_join_element_wise(part, delimiter * (last + 1), ""), delimiter
+        )
         columns = []
-        for name in REQUIRED_COLUMNS:
-            position = header.positions[name]
+        for name in COLUMNS:
+            position = header.positions.get(name)
+            if position is None:
+                columns.append(pa.nulls(len(part), pa.string()))
+                continue
             value = pc.utf8_ltrim(pc.list_element(padded, position), characters=" ")
             columns.append(pc.if_else(pc.greater(widths, position), value, None))
         yield pa.Table.from_arrays(
@@ -308,9 +320,14 @@ def _plain_batches(numbers: pa.Array, lines: pa.Array, header: Header) -> Iterat
         )
 
 
+# The position of a column the header lacks: past every record's end, so it reads as NULL.
+_ABSENT = 1 << 62
+
+
 def _batches(records: Iterator[Record], header: Header) -> Iterator[pa.Table]:
     columns: list[list[object]] = [[] for _ in BATCH_SCHEMA]
-    positions = [header.positions[name] for name in REQUIRED_COLUMNS]
+    # An absent optional column reads as past every record's end: NULL.
+    positions = [header.positions.get(name, _ABSENT) for name in COLUMNS]
     # Appends bound once: this loop runs for every record of the file.
     numbers, raws, reasons, widths = (column.append for column in columns[:4])
     values = [(c.append, p) for c, p in zip(columns[4:], positions, strict=True)]

@@ -80,14 +80,13 @@ def replace_date(
                     f"but {staged} staged + {rejected} rejected; nothing was committed. "
                     "Report this as a bug with the input files."
                 )
+            nulled = _nulled(wh, target, day)
             result = _result(
-                run_id, target, day, tally, started, clock(), SUCCEEDED, staged, rejected
+                run_id, target, day, tally, started, clock(), SUCCEEDED, staged, rejected, nulled
             )
             write_audit(wh, result)
     except Exception as exc:
-        failed = _result(
-            run_id, target, day, tally, started, clock(), FAILED, 0, 0, error_text=redact(exc)
-        )
+        failed = _result(run_id, target, day, tally, started, clock(), FAILED, 0, 0, 0, redact(exc))
         try:
             write_audit(wh, failed)
         except PipelineError as audit_error:
@@ -123,6 +122,18 @@ def _counts(wh: Warehouse, target: Target, day: date) -> tuple[int, int]:
     return int(staged or 0), int(rejected or 0)
 
 
+def _nulled(wh: Warehouse, target: Target, day: date) -> int:
+    """Staged rows of the date with a field NULL because its value could not be read."""
+    if not target.issue_column:
+        return 0
+    count = wh.scalar(
+        f"SELECT COUNT({target.issue_column}) FROM {target.table.name} "
+        f"WHERE {target.date_column} = CAST(@file_date AS DATE)",
+        {"file_date": day},
+    )
+    return int(count or 0)
+
+
 def _result(
     run_id: str,
     target: Target,
@@ -133,6 +144,7 @@ def _result(
     status: str,
     staged: int,
     rejected: int,
+    nulled: int,
     error_text: str | None = None,
 ) -> LoadResult:
     return LoadResult(
@@ -149,4 +161,5 @@ def _result(
         started_at=started,
         ended_at=ended,
         error_text=error_text,
+        fields_nulled=nulled,
     )

@@ -251,7 +251,26 @@ def _attribute(field: str) -> str:
     return f"NULLIF({trimmed_sql(field)}, '')"
 
 
-CRM_CHECK_SQL = f"""
+def _date_value(text: str, date_formats: bool) -> str:
+    """ISO-8601 first, then (when the load lists any) the CRM_DATE_FORMATS bound as
+    $date_formats; NULL when neither reads the text."""
+    iso = timestamp_sql(text)
+    if not date_formats:
+        return iso
+    return f"COALESCE({iso}, try_strptime({text}, $date_formats))"
+
+
+def crm_check_sql(date_formats: bool = False) -> str:
+    """The CRM rules; with `date_formats` dates may also match the bound $date_formats.
+
+    A record with fewer fields than the header is read with the missing trailing fields
+    blank (spreadsheets drop empty trailing cells); one with more is rejected. An unreadable
+    last_contact_at does not reject the company: the row is staged with it NULL and the
+    issue_* columns name the field, its value and why. A file_date column, when the export
+    has one, must hold the snapshot date.
+    """
+    expected = "ISO-8601 date or timestamp" + (" or a CRM_DATE_FORMATS date" * date_formats)
+    return f"""
 WITH fields AS (
     SELECT
         b.*,
@@ -259,14 +278,16 @@ WITH fields AS (
         {_attribute("b.f_company_name")} AS name_value,
         {_attribute("b.f_country")} AS country_value,
         {_attribute("b.f_industry_tag")} AS industry_value,
-        {_attribute("b.f_last_contact_at")} AS contact_text
+        {_attribute("b.f_last_contact_at")} AS contact_text,
+        {_attribute("b.f_file_date")} AS file_date_text
     FROM {BATCH_VIEW} AS b
 ),
 
 checked AS (
     SELECT
         *,
-        {timestamp_sql("contact_text")} AS contact_value
+        {_date_value("contact_text", date_formats)} AS contact_value,
+        CAST({_date_value("file_date_text", date_formats)} AS DATE) AS file_date_value
     FROM fields
 ),
 
@@ -275,8 +296,11 @@ reasoned AS (
         *,
         CASE
             WHEN pre_reason IS NOT NULL THEN pre_reason
-            WHEN n_fields <> $header_fields
+            WHEN n_fields > $header_fields
                 THEN 'record has ' || n_fields || ' fields, the header has ' || $header_fields
+            WHEN f_company_id IS NULL
+                THEN 'record has ' || n_fields || ' fields, the header has ' || $header_fields
+                    || ': company_id is missing'
             WHEN id_canonical IS NULL OR id_canonical = '' THEN 'company_id is blank'
             WHEN {utf16_len_sql("id_canonical")} > {COMPANY_ID_MAX}
                 THEN 'company_id is longer than {COMPANY_ID_MAX} characters'
@@ -285,10 +309,13 @@ reasoned AS (
             {_attribute_rule("name_value", "company_name")}
             {_attribute_rule("country_value", "country")}
             {_attribute_rule("industry_value", "industry_tag")}
-            WHEN contact_text IS NOT NULL AND contact_value IS NULL
-                THEN 'last_contact_at is not an ISO-8601 date or timestamp: '
-                    || {quoted_sql("contact_text")}
-        END AS reason
+            WHEN file_date_text IS NOT NULL AND file_date_value IS NULL
+                THEN 'file_date is not a date: ' || {quoted_sql("file_date_text")}
+            WHEN file_date_value <> CAST($file_date AS DATE)
+                THEN 'file_date ' || CAST(file_date_value AS VARCHAR)
+                    || ' does not match the snapshot date ' || $file_date_text
+        END AS reason,
+        contact_text IS NOT NULL AND contact_value IS NULL AS contact_unreadable
     FROM checked
 )
 
@@ -305,11 +332,17 @@ SELECT
     CAST($run_id AS VARCHAR) AS run_id,
     CAST($loaded_at AS TIMESTAMP) AS loaded_at,
     raw AS raw_line,
+    CASE WHEN contact_unreadable THEN 'last_contact_at' END AS issue_field,
+    CASE WHEN contact_unreadable THEN {quoted_sql("contact_text")} END AS issue_value,
+    CASE WHEN contact_unreadable THEN 'not an {expected}' END AS issue_reason,
     reason,
     CASE WHEN id_canonical <> '' AND {utf16_len_sql("id_canonical")} <= {COMPANY_ID_MAX}
         THEN id_canonical END AS q_company_id
 FROM reasoned
 """
+
+
+CRM_CHECK_SQL = crm_check_sql()
 
 
 def strict_json_error(line: str) -> str | None:

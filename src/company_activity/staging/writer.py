@@ -44,6 +44,8 @@ class Target:
     check_sql: str
     # The check marks lines DuckDB's parser may have been lenient with (a `suspect` column).
     recheck_strict_json: bool = False
+    # A column that names the field a staged row has NULL for an unreadable value.
+    issue_column: str | None = None
 
     @property
     def staged_select(self) -> str:

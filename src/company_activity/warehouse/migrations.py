@@ -20,6 +20,8 @@ from company_activity.warehouse.schema import (
     CALENDAR,
     COMPANY_ACTIVITY_DAILY,
     COMPANY_ACTIVITY_METRICS,
+    CRM_COMPANIES,
+    LOAD_AUDITS,
     SCHEMA_MIGRATIONS,
     SCHEMAS,
     TABLES,
@@ -183,6 +185,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             MoveRowsAndDropTable(COMPANY_ACTIVITY_DAILY.name, _V1_DAILY_TO_METRICS),
             CreateView(COMPANY_ACTIVITY_DAILY),
             DropProcedure("ops.usp_restate_company_attributes"),
+        ),
+    ),
+    Migration(
+        3,
+        "CRM rows staged with an unreadable field NULL say which field, its value and why; "
+        "load audits count them",
+        (
+            AddColumn(CRM_COMPANIES, "issue_field"),
+            AddColumn(CRM_COMPANIES, "issue_value"),
+            AddColumn(CRM_COMPANIES, "issue_reason"),
+            AddColumn(LOAD_AUDITS, "fields_nulled"),
         ),
     ),
 )
