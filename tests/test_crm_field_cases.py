@@ -22,6 +22,7 @@ from company_activity.settings import Settings
 from company_activity.staging import CrmFormat, LoadResult, load_crm
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from company_activity.warehouse.migrations import migrate
 
 CASES = Path(__file__).parent / "data" / "field_cases"
 DAY = date(2025, 11, 23)
@@ -426,3 +427,30 @@ def test_undecodable_bytes_quarantine_the_row_naming_the_offset(
         3: f"not valid UTF-16: byte 0x00 at byte offset {offset} (line 3)"
     }
     assert sorted(r[0] for r in attributes(warehouse).values()) == ["c1", "c3"]
+
+
+def test_migration_3_adds_the_issue_columns_and_keeps_rows(tmp_path: Path) -> None:
+    """A warehouse from before the issue columns is upgraded in place, rows kept."""
+    wh = DuckDBWarehouse(tmp_path / "old.duckdb")
+    try:
+        migrate(wh, LOADED_AT)
+        for table, column in (
+            ("stg.crm_companies", "issue_field"),
+            ("stg.crm_companies", "issue_value"),
+            ("stg.crm_companies", "issue_reason"),
+            ("ops.load_audits", "fields_nulled"),
+        ):
+            wh.execute_native(f"ALTER TABLE {table} DROP COLUMN {column}")
+        wh.execute("DELETE FROM ops.schema_migrations WHERE version = 3")
+        wh.execute(
+            "INSERT INTO stg.crm_companies (snapshot_date, company_id, company_id_raw, "
+            "src_file_name, src_line_number, run_id, loaded_at, raw_line) VALUES "
+            "(CAST(@d AS DATE), 'c1', 'c1', 'f.csv', 2, 'r', CAST(@ts AS DATETIME2(6)), 'c1')",
+            {"d": DAY, "ts": LOADED_AT},
+        )
+        assert migrate(wh, LOADED_AT) == [3]
+        assert wh.query("SELECT company_id, issue_field FROM stg.crm_companies") == [("c1", None)]
+        result = load(wh, tmp_path, US_DATES)
+        assert wh.scalar("SELECT fields_nulled FROM ops.load_audits") == result.fields_nulled == 3
+    finally:
+        wh.close()
