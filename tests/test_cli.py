@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from company_activity.cli import build_parser, main
+from company_activity.warehouse.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +43,7 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
 def test_init_db_then_status(tmp_path: Path) -> None:
     first = _cli(tmp_path, "init-db")
     assert first.returncode == 0, first.stderr
-    assert "applied [1, 2]" in first.stdout
+    assert f"applied {[m.version for m in MIGRATIONS]}" in first.stdout
     second = _cli(tmp_path, "init-db")
     assert "nothing to do" in second.stdout
     status = _cli(tmp_path, "status")

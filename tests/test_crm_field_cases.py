@@ -355,13 +355,15 @@ def test_each_delimiter_is_detected_from_the_header(
 def test_a_forced_delimiter_wins_over_detection(
     warehouse: DuckDBWarehouse, tmp_path: Path, make_settings: Callable[..., Settings]
 ) -> None:
-    # A one-column-looking header: detection alone would pick the comma in the quoted name.
+    # As many commas as pipes in the header: detection alone would take the comma.
+    long_name = "Name, legal, as registered, in full"
     data = (
-        b'company_id|"company_name, legal"|country|industry_tag|last_contact_at\n'
-        b"c1|Acme, Inc.|US|saas|\n"
-    )
+        f"company_id|{long_name}|country|industry_tag|last_contact_at\nc1|Acme, Inc.|US|saas|\n"
+    ).encode()
+    with pytest.raises(DataError, match="has no company_id"):
+        load(warehouse, tmp_path, data)
     fmt = CrmFormat.from_settings(
-        make_settings(CRM_DELIMITER="pipe", CRM_COLUMN_MAP="company_name, legal=company_name")
+        make_settings(CRM_DELIMITER="pipe", CRM_COLUMN_MAP=f"{long_name}=company_name")
     )
     load(warehouse, tmp_path, data, fmt)
     assert attributes(warehouse) == {2: ("c1", "Acme, Inc.", "US", "saas")}
