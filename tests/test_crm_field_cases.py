@@ -356,7 +356,7 @@ def test_a_forced_delimiter_wins_over_detection(
     warehouse: DuckDBWarehouse, tmp_path: Path, make_settings: Callable[..., Settings]
 ) -> None:
     # As many commas as pipes in the header: detection alone would take the comma.
-    long_name = "Name, legal, as registered, in full"
+    long_name = "Name, legal, as registered, in full, please"
     data = (
         f"company_id|{long_name}|country|industry_tag|last_contact_at\nc1|Acme, Inc.|US|saas|\n"
     ).encode()

@@ -132,7 +132,7 @@ class CrmLine:
     # last_contact_at as 0: a date, 1: no zone (UTC), 2: a -05:00 offset, 3: a +05:00 offset
     # (the local date is the day after the UTC one, which is the one that counts)
     contact_style: int
-    bad: bool  # an unreadable last_contact_at: quarantined
+    bad: bool  # an unreadable last_contact_at: staged with it NULL (the company stays)
 
     def contact_value(self) -> datetime | None:
         if self.contact is None:
@@ -464,23 +464,23 @@ class Runner:
         result = load_crm(
             self.wh, self.store, day(n), crm_blob_path=CRM_PATH, run_id=run_id, clock=self.clock
         )
-        assert result.lines_rejected == sum(1 for line in version.lines if line.bad)
+        assert result.lines_rejected == 0
+        assert result.fields_nulled == sum(1 for line in version.lines if line.bad)
         self.version[("crm", n)] = v
         self._record_load("crm", n, "succeeded")
         self.h.crm = [r for r in self.h.crm if r.day != day(n)]
         for number, line in enumerate(version.lines, start=2):
-            if not line.bad:
-                self.h.crm.append(
-                    CrmRecord(
-                        day(n),
-                        line.raw,
-                        line.name.strip() or None,
-                        line.country.strip() or None,
-                        "saas",
-                        line.contact_value(),
-                        number,
-                    )
+            self.h.crm.append(
+                CrmRecord(
+                    day(n),
+                    line.raw,
+                    line.name.strip() or None,
+                    line.country.strip() or None,
+                    "saas",
+                    None if line.bad else line.contact_value(),
+                    number,
                 )
+            )
 
 
 # --- reading the tables ---------------------------------------------------------------------

@@ -250,7 +250,7 @@ def test_a_version_1_database_upgrades_without_losing_a_row(tmp_path: Path) -> N
         v1.insert_rows("dim.companies", list(companies[0]), [tuple(c.values()) for c in companies])
         v1.insert_rows(DAILY, COMPANY_ACTIVITY_DAILY.column_names, expected)
 
-        assert migrate(v1, RUN_TS) == [2]
+        assert migrate(v1, RUN_TS) == [m.version for m in MIGRATIONS if m.version > 1]
 
         assert all_rows(v1, DAILY) == expected, "every row, every value, lineage included"
         assert v1.scalar(f"SELECT COUNT(*) FROM {METRICS}") == len(expected)
@@ -267,7 +267,7 @@ def test_a_new_database_gets_the_view_and_no_version_1_table(wh: DuckDBWarehouse
         )
     )
     assert kinds == {"company_activity_metrics": "BASE TABLE", "company_activity_daily": "VIEW"}
-    assert [m.version for m in MIGRATIONS] == [1, 2]
+    assert [m.version for m in MIGRATIONS][:2] == [1, 2]
 
 
 class _AzureLike:
