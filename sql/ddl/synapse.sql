@@ -57,7 +57,7 @@ IF OBJECT_ID('stg.crm_companies', 'U') IS NULL
         run_id VARCHAR(64) NOT NULL,
         loaded_at DATETIME2(6) NOT NULL,
         raw_line NVARCHAR(MAX) NOT NULL,
-        issue_field VARCHAR(100) NULL,
+        issue_field VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NULL,
         issue_value NVARCHAR(400) NULL,
         issue_reason NVARCHAR(400) NULL
     )
