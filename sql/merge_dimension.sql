@@ -55,13 +55,25 @@ USING (
         FROM stg.crm_companies AS crm
         WHERE
             crm.snapshot_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)
-            AND EXISTS (
-                SELECT 1
-                FROM ops.load_audits AS la
-                WHERE
-                    la.source = 'crm'
-                    AND la.status = 'succeeded'
-                    AND la.file_date = crm.snapshot_date
+            AND crm.snapshot_date IN (
+                -- snapshot loads in effect: the latest run of a date that changed staging
+                -- (succeeded or rolled back; a failed run changed nothing) succeeded
+                SELECT latest_load.file_date
+                FROM (
+                    SELECT
+                        la.file_date,
+                        la.status,
+                        ROW_NUMBER() OVER (
+                            PARTITION BY la.file_date
+                            ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
+                        ) AS run_rank
+                    FROM ops.load_audits AS la
+                    WHERE
+                        la.source = 'crm'
+                        AND la.status IN ('succeeded', 'rolled_back')
+                        AND la.file_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)
+                ) AS latest_load
+                WHERE latest_load.run_rank = 1 AND latest_load.status = 'succeeded'
             )
     ) AS snap
     LEFT JOIN dim.companies AS cur

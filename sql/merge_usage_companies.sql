@@ -24,7 +24,8 @@ USING (
             ) AS row_rank
         FROM stg.product_usage AS pu
         INNER JOIN (
-            -- usage loads completed for the range (the latest load run of a day counts)
+            -- usage loads in effect for the range: the latest run of a day that changed
+            -- staging (succeeded or rolled back; a failed run changed nothing) succeeded
             SELECT latest_load.file_date
             FROM (
                 SELECT
@@ -37,6 +38,7 @@ USING (
                 FROM ops.load_audits AS la
                 WHERE
                     la.source = 'usage'
+                    AND la.status IN ('succeeded', 'rolled_back')
                     AND la.file_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)
             ) AS latest_load
             WHERE latest_load.run_rank = 1 AND latest_load.status = 'succeeded'

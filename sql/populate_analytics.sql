@@ -9,10 +9,12 @@
 -- @start_date through the last loaded day is recomputed (a past day's usage moves the
 -- windows of the 43 days after it and last_activity_date after that), and only rows whose
 -- values change are rewritten, so reruns are no-ops and any order of merges gives the table
--- one chronological pass would. The windows run as ROWS frames over a dense company x
--- calendar grid that starts 43 days before @start_date; last_activity_date older than that
--- is carried forward from each company's latest row before @start_date, so a daily merge
--- reads only its lookback, never all history.
+-- one chronological pass would. The windows run as ROWS frames over a company x calendar
+-- grid that starts 43 days before @start_date and is dense over the 44 days ending at each
+-- loaded day; last_activity_date older than the grid is carried forward from each company's
+-- latest row before @start_date, so a daily merge reads only its lookback, never all history.
+-- A day counts as loaded while its usage load is in effect (see the grid days below), so a
+-- failed reload changes nothing and a rolled-back load no longer counts.
 -- Parameters: @start_date, @end_date, @run_ts, @run_id.
 
 MERGE INTO analytics.company_activity_metrics AS tgt
@@ -221,38 +223,55 @@ USING (
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
                 ) AS last_active_in_grid
             FROM (
-                -- dense grid: every company x every calendar day of the lookback and range;
-                -- a day without a completed load or without a record counts as zero
+                -- the grid: every company x every grid day; a day without a usage load in
+                -- effect or without a record counts as zero
                 SELECT
                     co.company_id,
                     co.first_seen_date,
-                    cal.calendar_date,
-                    CASE WHEN loaded.file_date IS NULL THEN 0 ELSE 1 END AS is_loaded,
+                    grid_day.calendar_date,
+                    grid_day.is_loaded,
                     COALESCE(day_usage.active_users, 0) AS active_users,
                     COALESCE(day_usage.events, 0) AS events,
                     COALESCE(day_usage.record_count, 0) AS record_count,
                     CASE WHEN day_usage.active_users > 0 OR day_usage.events > 0 THEN 1 ELSE 0 END AS is_active
                 FROM dim.companies AS co
-                CROSS JOIN dim.calendar AS cal
-                LEFT JOIN (
-                    -- usage loads completed (the latest load run of a day counts)
-                    SELECT latest_load.file_date
-                    FROM (
-                        SELECT
-                            la.file_date,
-                            la.status,
-                            ROW_NUMBER() OVER (
-                                PARTITION BY la.file_date
-                                ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
-                            ) AS run_rank
-                        FROM ops.load_audits AS la
-                        WHERE
-                            la.source = 'usage'
-                            AND la.file_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
-                    ) AS latest_load
-                    WHERE latest_load.run_rank = 1 AND latest_load.status = 'succeeded'
-                ) AS loaded
-                    ON cal.calendar_date = loaded.file_date
+                CROSS JOIN (
+                    -- Grid days: each loaded day from 43 days before @start_date on, with the
+                    -- 43 days before it that its windows read. Only loaded days get rows, so
+                    -- the frames are dense where they are read, and a day further than 43 days
+                    -- from every loaded day cannot change a row: a load far ahead (a stray
+                    -- date) costs one more window, not every day up to it.
+                    SELECT
+                        cal.calendar_date,
+                        MAX(CASE WHEN cal.calendar_date = loaded.file_date THEN 1 ELSE 0 END) AS is_loaded
+                    FROM dim.calendar AS cal
+                    INNER JOIN (
+                        -- usage loads in effect: of the runs that changed staging (succeeded,
+                        -- or undone by a rollback; a failed run changed nothing), the latest
+                        -- of a day counts, and it succeeded
+                        SELECT latest_load.file_date
+                        FROM (
+                            SELECT
+                                la.file_date,
+                                la.status,
+                                ROW_NUMBER() OVER (
+                                    PARTITION BY la.file_date
+                                    ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
+                                ) AS run_rank
+                            FROM ops.load_audits AS la
+                            WHERE
+                                la.source = 'usage'
+                                AND la.status IN ('succeeded', 'rolled_back')
+                                AND la.file_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
+                        ) AS latest_load
+                        WHERE latest_load.run_rank = 1 AND latest_load.status = 'succeeded'
+                    ) AS loaded
+                        ON
+                            cal.calendar_date >= CAST(DATEADD(DAY, -43, loaded.file_date) AS DATE)
+                            AND cal.calendar_date <= loaded.file_date
+                    WHERE cal.calendar_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
+                    GROUP BY cal.calendar_date
+                ) AS grid_day
                 LEFT JOIN (
                     -- one record per company and day: the latest ts wins, ties the later line
                     SELECT
@@ -294,15 +313,8 @@ USING (
                 ) AS day_usage
                     ON
                         co.company_id = day_usage.company_id
-                        AND cal.calendar_date = day_usage.file_date
-                        AND loaded.file_date IS NOT NULL
-                WHERE
-                    cal.calendar_date >= CAST(DATEADD(DAY, -43, CAST(@start_date AS DATE)) AS DATE)
-                    AND cal.calendar_date <= (
-                        SELECT MAX(last_load.file_date)
-                        FROM ops.load_audits AS last_load
-                        WHERE last_load.source = 'usage' AND last_load.status = 'succeeded'
-                    )
+                        AND grid_day.calendar_date = day_usage.file_date
+                        AND grid_day.is_loaded = 1
             ) AS g
         ) AS w
         LEFT JOIN analytics.company_activity_metrics AS carried

@@ -59,16 +59,20 @@ class History:
     loads: list[LoadRun] = field(default_factory=list)
     merged: set[date] = field(default_factory=set)
 
+    def _in_effect(self, source: str, day: date) -> bool:
+        """The latest run that changed staging (a failed one rolled back) succeeded."""
+        runs = [
+            r
+            for r in self.loads
+            if r.source == source and r.day == day and r.status in ("succeeded", "rolled_back")
+        ]
+        return bool(runs) and max(runs, key=lambda r: r.started_at).status == "succeeded"
+
     def usage_complete(self, day: date) -> bool:
-        runs = [r for r in self.loads if r.source == "usage" and r.day == day]
-        if not runs:
-            return False
-        return max(runs, key=lambda r: r.started_at).status == "succeeded"
+        return self._in_effect("usage", day)
 
     def crm_loaded(self, day: date) -> bool:
-        return any(
-            r.source == "crm" and r.day == day and r.status == "succeeded" for r in self.loads
-        )
+        return self._in_effect("crm", day)
 
 
 def round_half_away(value: Fraction, places: int) -> Decimal:

@@ -98,6 +98,10 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
     # Per-date floors are rounded to 0.1 ms: at this tiny scale one can round to 0.
     assert floor["generate_per_date_s"] >= 0 and floor["crm_raw_floor_per_date_s"] >= 0
     assert short["stages"]["daily_run"]["seconds"] > 0
+    # The stray-date figure: a daily merge before, with 2099-12-31 loaded, after its rollback.
+    stray = short["stages"]["stray_date"]
+    assert stray["stray_date"] == "2099-12-31"
+    assert min(stray["merge_before_s"], stray["merge_after_rollback_s"]) > 0
     assert wide["stages"]["daily_run"]["usage_rows"] > 0
     for scenario in (long, short, wide):
         assert scenario["peak_rss_mb"] > 0

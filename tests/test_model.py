@@ -391,7 +391,8 @@ def test_merge_without_a_completed_usage_load_fails_clearly(wh: DuckDBWarehouse)
     h = History()
     load_usage_day(h, day(0), [("acme", 1, 1)])
     load_usage_day(h, day(1), [("acme", 1, 1)])
-    h.loads.append(LoadRun("usage", day(1), "failed", LOAD_TS + timedelta(hours=1)))
+    h.loads.append(LoadRun("usage", day(1), "rolled_back", LOAD_TS + timedelta(hours=1)))
+    h.loads.append(LoadRun("usage", day(0), "failed", LOAD_TS + timedelta(hours=1)))  # no effect
     write_history(wh, h)
     with pytest.raises(DataError, match=r"no completed usage load for 2024-03-02, 2024-03-03"):
         model.merge(wh, day(0), day(2), "r", RUN_TS)

@@ -1,8 +1,8 @@
 """Property tests: random histories merged in random orders equal the reference model.
 
 Histories have gaps, duplicates (with and without ts), late-arriving days, failed load runs,
-case- and space-variant ids, quarantined records and changing CRM snapshots. The SQL runs on
-DuckDB; tests/reference_model.py computes the expected rows independently.
+failed reloads, case- and space-variant ids, quarantined records and changing CRM snapshots.
+The SQL runs on DuckDB; tests/reference_model.py computes the expected rows independently.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def histories(draw: st.DrawFn) -> tuple[History, list[tuple[int, int]]]:
         if draw(st.booleans()):
             h.loads.append(LoadRun("usage", d, "failed", LOAD_TS - timedelta(hours=1)))
         h.loads.append(LoadRun("usage", d, "succeeded", LOAD_TS))
+        # sometimes a failed reload after it: it rolled back and changed nothing
+        if draw(st.booleans()):
+            h.loads.append(LoadRun("usage", d, "failed", LOAD_TS + timedelta(hours=1)))
         records = draw(
             st.lists(
                 st.tuples(

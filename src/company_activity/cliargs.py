@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterable
 from datetime import date
 
+from company_activity.errors import ConfigError
 from company_activity.warehouse.migrations import CALENDAR_END, CALENDAR_START
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -25,3 +27,26 @@ def iso_date(text: str) -> date:
             f"{text} is outside the warehouse calendar ({CALENDAR_START} .. {CALENDAR_END})"
         )
     return value
+
+
+def add_allow_future(parser: argparse.ArgumentParser) -> None:
+    """--allow-future, for the commands that load a date into the warehouse."""
+    parser.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="accept dates after today (UTC); without it such a date is refused as a typo",
+    )
+
+
+def refuse_future(days: Iterable[date], allow_future: bool, today: date) -> None:
+    """Raise ConfigError naming the first date after `today` unless allow_future.
+
+    The CLI reads the clock for `today` (input validation); nothing below it does. A date
+    loaded by mistake stays in effect until `rollback --staging` undoes it (docs/runbook.md).
+    """
+    ahead = sorted(day for day in days if day > today)
+    if ahead and not allow_future:
+        raise ConfigError(
+            f"{ahead[0]} is after today ({today}, UTC): check the date, or pass --allow-future "
+            "if data for it really exists"
+        )

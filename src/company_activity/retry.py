@@ -97,33 +97,12 @@ class NotBefore:
             if self._until == token:
                 self._until = 0.0
 
-    def wait(self, sleep: Callable[[float], None], longest: float) -> None:
-        """Sleep until no hold remains; raise HeldBack instead when that is over `longest`
-        seconds (the policy then stops at once rather than wait that long)."""
+    def wait(self, sleep: Callable[[float], None]) -> None:
+        """Sleep until no hold remains."""
         with self._lock:
             remaining = self._until - time.monotonic()
-        if remaining > longest:
-            raise HeldBack(remaining)
         if remaining > 0:
             sleep(remaining)
-
-
-class HeldBack(TransientError):
-    """No request was sent: an earlier Retry-After still holds for `retry_after` seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        self.retry_after = retry_after
-        self.come_back_at = datetime.now(UTC) + timedelta(seconds=retry_after)
-        super().__init__(
-            f"not sent: an earlier Retry-After holds until {utc_text(self.come_back_at)}"
-        )
-
-
-def utc_text(when: datetime) -> str:
-    """A UTC time to the second, rounded up: a "come back at" is never too early."""
-    if when.microsecond:
-        when = when.replace(microsecond=0) + timedelta(seconds=1)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -8,7 +8,8 @@ DuckDB file and local raw zone under a work folder:
   alone against their ceilings (DuckDB read_json of the same part files, a bare window query,
   plain requests over the same loopback pages), and a full recompute of the analytics table.
 - short: the same companies with only `history` days loaded, then the same next day's run:
-  how the daily cost grows with the history kept.
+  how the daily cost grows with the history kept; then the stray-date figure (a daily merge
+  before, during and after a stray date and its rollback: bench/straydate.py).
 - wide: one day for `wide_companies` companies end to end, over the loopback mock API.
 
 The reference points are in bench/references.py, the targets and the report in
@@ -30,6 +31,7 @@ from typing import Any
 
 from company_activity.bench import references
 from company_activity.bench.report import FULL, BenchReport, Scale, machine, targets
+from company_activity.bench.straydate import stray_date_figure
 from company_activity.bench.workspace import (
     Workspace,
     api_config,
@@ -210,7 +212,8 @@ def scenario_short(folder: Path, scale: Scale) -> dict[str, Any]:
     with timer(stages, "backfill", dates=len(days), source="generator (no HTTP)"):
         run_pipeline(env, source, days)
         checkpoint(env)
-    env, _last = _daily_runs(env, scale, last + timedelta(days=1), stages)
+    env, daily_last = _daily_runs(env, scale, last + timedelta(days=1), stages)
+    stages["stray_date"] = stray_date_figure(env, scale.companies, scale.seed, daily_last)
     env.wh.close()
     return {"stages": stages, "peak_rss_mb": peak_rss_mb()}
 

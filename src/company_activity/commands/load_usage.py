@@ -17,7 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import iso_date
+from company_activity.cliargs import add_allow_future, iso_date, refuse_future
+from company_activity.dates import utc_now
 from company_activity.errors import ConfigError, PipelineError, TerminalError, TransientError
 from company_activity.staging import LoadResult, load_usage, load_usage_files
 from company_activity.staging.folder import dated_files, manifest_partitions
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--path", type=Path, help="a local folder of NDJSON files instead of the raw zone"
     )
+    add_allow_future(parser)
     parser.set_defaults(handler=run)
 
 
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 (day, partial(load_usage, wh, store, day, container=container, run_id=ctx.run_id))
                 for day in days
             ]
+        refuse_future((day for day, _ in loads), args.allow_future, utc_now().date())
         failed: list[tuple[date, PipelineError]] = []
         for day, load in loads:
             try:

@@ -15,7 +15,7 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import iso_date
+from company_activity.cliargs import add_allow_future, iso_date, refuse_future
 from company_activity.dates import date_range, utc_now
 from company_activity.errors import ConfigError
 from company_activity.ingest.api_client import ApiClient, ApiConfig
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     when.add_argument("--start", type=iso_date, help="first date of a range")
     parser.add_argument("--end", type=iso_date, help="last date of a range (default: --start)")
     parser.add_argument("--force", action="store_true", help="rerun dates already completed")
+    add_allow_future(parser)
     parser.add_argument(
         "--mock", action="store_true", help="use the built-in mock API and CRM files"
     )
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     start = args.date or args.start
     end = args.date or args.end or args.start
     days = date_range(start, end)
+    refuse_future(days, args.allow_future, utc_now().date())
     settings = ctx.settings
     if not args.mock and args.faults:
         raise ConfigError("--faults works with --mock only")

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from company_activity import http
@@ -31,7 +31,6 @@ from company_activity.retry import (
     RetryableHttpError,
     RetryPolicy,
     parse_retry_after,
-    utc_text,
 )
 
 if TYPE_CHECKING:
@@ -206,7 +205,7 @@ class ApiClient:
         cfg = self.config
         head = f"gave up on date {day} page {number} after {exc.attempts} attempt(s) "
         head += f"(last: {exc.last})"
-        when = utc_text(exc.come_back_at) if exc.come_back_at else None
+        when = _utc_text(exc.come_back_at) if exc.come_back_at else None
         if exc.refused_wait is not None and when:
             bound = (
                 f"API_MAX_BACKOFF_SECONDS ({cfg.max_backoff_seconds:g} s)"
@@ -236,7 +235,7 @@ class ApiClient:
             "page": request,
             "per_page": cfg.page_size,
         }
-        self._not_before.wait(_nap, longest=cfg.max_backoff_seconds)
+        self._not_before.wait(_nap)
         try:
             answer = http.call(
                 self._session,
@@ -269,6 +268,13 @@ class ApiClient:
                 f"HTTP {status} but the body is not JSON (a proxy or maintenance page, or cut "
                 f"short?), starting: {shown}"
             ) from None
+
+
+def _utc_text(when: datetime) -> str:
+    """A UTC time to the second, rounded up: 'come back at' is never too early."""
+    if when.microsecond:
+        when = when.replace(microsecond=0) + timedelta(seconds=1)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _page_key(value: int | str) -> str:

@@ -43,7 +43,11 @@ MODEL_LOCKS: tuple[str, ...] = ("analytics.company_activity_metrics", "dim.compa
 # The longest window (inactive_14d) looks 43 days back from the row's day.
 LOOKBACK_DAYS = 43
 
-_LATEST_USAGE_LOADS = """
+# A date's load is in effect when, of the runs for that source and date that changed staging
+# (succeeded, or undone by a rollback; a failed run rolled back and changed nothing), the
+# latest succeeded. The SQL files say the same in their "loaded" derived tables.
+
+_LATEST_LOADS = """
 SELECT latest_load.file_date, latest_load.status
 FROM (
     SELECT
@@ -54,11 +58,17 @@ FROM (
             ORDER BY la.started_at DESC, la.ended_at DESC, la.run_id DESC
         ) AS run_rank
     FROM ops.load_audits AS la
-    WHERE la.source = 'usage' AND la.file_date BETWEEN CAST(@start_date AS DATE)
-        AND CAST(@end_date AS DATE)
+    WHERE la.source = @source AND la.status IN ('succeeded', 'rolled_back')
+        AND la.file_date BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)
 ) AS latest_load
 WHERE latest_load.run_rank = 1
 """
+
+
+def loads_in_effect(wh: Warehouse, source: str, start: date, end: date) -> set[date]:
+    """Days in start..end whose `source` ('usage' or 'crm') load is in effect (see above)."""
+    rows = wh.query(_LATEST_LOADS, {"source": source, "start_date": start, "end_date": end})
+    return {as_date(r[0]) for r in rows if r[1] == "succeeded"}
 
 
 @dataclass(frozen=True)
@@ -79,19 +89,13 @@ class MergeResult:
 
 
 def completed_usage_dates(wh: Warehouse, start: date, end: date) -> set[date]:
-    """Days in start..end whose latest usage load run succeeded."""
-    rows = wh.query(_LATEST_USAGE_LOADS, {"start_date": start, "end_date": end})
-    return {as_date(r[0]) for r in rows if r[1] == "succeeded"}
+    """Days in start..end whose usage load is in effect: a failed reload leaves a day loaded."""
+    return loads_in_effect(wh, "usage", start, end)
 
 
 def crm_loaded(wh: Warehouse, day: date) -> bool:
-    """True when a CRM snapshot load for the day succeeded."""
-    count = wh.scalar(
-        "SELECT COUNT(*) FROM ops.load_audits "
-        "WHERE source = 'crm' AND status = 'succeeded' AND file_date = CAST(@run_date AS DATE)",
-        {"run_date": day},
-    )
-    return bool(count)
+    """True when the day's CRM snapshot load is in effect."""
+    return day in loads_in_effect(wh, "crm", day, day)
 
 
 def require_usage_loaded(wh: Warehouse, start: date, end: date) -> None:

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from company_activity.model.rewind import rewind_dimension
 from company_activity.warehouse.base import Warehouse
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,9 @@ def rollback(
     """Delete the date's analytics rows (and with staging=True its staging rows), atomically.
 
     With staging, the date's usage and CRM loads are marked rolled back in ops.load_audits, so
-    no merge counts it as loaded until it is loaded again. The dimension is not rewound: a
-    corrected snapshot for the same date, reloaded and merged, overwrites what it took.
+    no merge counts it as loaded until it is loaded again, and the dimension takes back what
+    the date gave it (model.rewind): attributes from its snapshot and a first_seen_date on it
+    come again from the remaining merged data.
     """
     params = {"run_date": day}
     # The merges' locks, and the loads' when staging rows go too (warehouse.transaction).
@@ -88,6 +90,8 @@ def rollback(
                     for source in ("usage", "crm")
                 ],
             )  # fmt: skip
+            # what the date's snapshot and usage gave the dimension goes with them
+            rewind_dimension(wh, day, run_id, rolled_back_at)
         wh.execute(
             "DELETE FROM ops.rollbacks WHERE run_id = @run_id "
             "AND activity_date = CAST(@run_date AS DATE)",
