@@ -176,3 +176,12 @@ def test_the_contract_lives_in_the_repository() -> None:
     assert set(CASES) <= stated
     for path in [root / "README.md", *(root / "docs").glob("*.md"), *(root / "src").rglob("*.py")]:
         assert "shared/dialect-contract" not in path.read_text(encoding="utf-8"), path
+
+
+def test_the_models_inline_sql_keeps_the_contract() -> None:
+    """SQL the model runs from Python (rollback's rewind, the loads in effect) is linted too."""
+    from company_activity.model import merge, rewind
+
+    for sql in (rewind._ATTRIBUTES, rewind._FIRST_SEEN, rewind._BEFORE_FIRST_SEEN):
+        assert lint_text(sql) == [], sql
+    assert lint_text(merge._LATEST_LOADS) == []
