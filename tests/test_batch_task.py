@@ -37,10 +37,13 @@ API_KEY = "batch-test-key-8c41"
 SEED, COMPANIES = 11, 12
 
 
+START_TASK = REPO / "azure_batch" / "start_task.sh"
+
+
 def _start_task_python() -> str:
-    text = (REPO / "azure_batch" / "start_task.sh").read_text(encoding="utf-8")
+    text = START_TASK.read_text(encoding="utf-8")
     match = re.search(r'^VENV="\$PREFIX/venv"', text, re.MULTILINE)
-    prefix = re.search(r"^PREFIX=(\S+)", text, re.MULTILINE)
+    prefix = re.search(r'^PREFIX="\$\{COMPANY_ACTIVITY_PREFIX:-(\S+)\}"', text, re.MULTILINE)
     assert match and prefix
     return f"{prefix.group(1)}/venv/bin/python"
 
@@ -275,3 +278,164 @@ def _run_procedure_locally(duckdb_path: Path, activity: dict[str, Any], run_date
     assert set(params) == set(procedure.parameters)
     with DuckDBWarehouse(duckdb_path) as wh:
         wh.execute(procedure.body, params)
+
+
+# The pool's start task, run here for real (bash, venv, pip) with its prefix in tmp_path. --------
+# Only two things on the node are stood in for: Microsoft's ODBC driver (a stub `odbcinst`
+# answering the driver query) and, for the install, the dependencies' wheels: the test's
+# wheelhouse holds the package's wheel, and the venv borrows the test environment's installed
+# dependencies through a .pth line (no package index offline), as tests/test_packaging.py does.
+
+
+def _stub(path: Path, body: str) -> None:
+    path.write_text("#!/usr/bin/env bash\n" + body + "\n", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def _run_start_task(
+    workdir: Path, prefix: Path, bin_dir: Path, python: str = "python3"
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(workdir),
+        "AZ_BATCH_TASK_WORKING_DIR": str(workdir),
+        "COMPANY_ACTIVITY_PREFIX": str(prefix),
+        "PYTHON": python,
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    return subprocess.run(
+        ["/bin/bash", str(START_TASK)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A task working directory, an install prefix and a bin/ with a working odbcinst."""
+    workdir, prefix, bin_dir = tmp_path / "task", tmp_path / "opt", tmp_path / "bin"
+    for folder in (workdir, bin_dir):
+        folder.mkdir()
+    _stub(bin_dir / "odbcinst", 'echo "[ODBC Driver 18 for SQL Server]"')
+    return workdir, prefix, bin_dir
+
+
+def _archive(workdir: Path, files: dict[str, bytes]) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(workdir / "company-activity-wheelhouse.tar.gz", "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_the_start_task_refuses_a_python_older_than_3_11(node: tuple[Path, Path, Path]) -> None:
+    workdir, prefix, bin_dir = node
+    _archive(workdir, {"requirements.txt": b""})
+    # What Ubuntu 22.04's python3 answers.
+    _stub(
+        bin_dir / "python3",
+        'if [ "$1" = "-V" ]; then echo "Python 3.10.12"; exit 0; fi\nexit 1',
+    )
+    result = _run_start_task(workdir, prefix, bin_dir)
+    assert result.returncode == 2
+    assert "Python 3.10.12 is too old: company-activity needs Python 3.11 or later" in (
+        result.stderr
+    )
+    assert "Ubuntu Server 24.04 LTS ships Python 3.12" in result.stderr
+    assert not (prefix / "venv").exists()
+
+
+def test_the_start_task_names_a_missing_python(node: tuple[Path, Path, Path]) -> None:
+    workdir, prefix, bin_dir = node
+    _archive(workdir, {"requirements.txt": b""})
+    result = _run_start_task(workdir, prefix, bin_dir, python="python3.99-absent")
+    assert result.returncode == 2 and "python3.99-absent not found" in result.stderr
+
+
+def test_the_start_task_needs_its_wheelhouse_and_the_odbc_driver(
+    node: tuple[Path, Path, Path],
+) -> None:
+    workdir, prefix, bin_dir = node
+    missing = _run_start_task(workdir, prefix, bin_dir, python=sys.executable)
+    assert missing.returncode == 2 and "company-activity-wheelhouse.tar.gz is missing" in (
+        missing.stderr
+    )
+    _archive(workdir, {"README": b"not wheels"})
+    not_wheels = _run_start_task(workdir, prefix, bin_dir, python=sys.executable)
+    assert not_wheels.returncode == 2 and "is not a wheelhouse" in not_wheels.stderr
+    _stub(bin_dir / "odbcinst", "exit 1")
+    no_driver = _run_start_task(workdir, prefix, bin_dir, python=sys.executable)
+    assert no_driver.returncode == 2 and "ODBC Driver 18 for SQL Server is not installed" in (
+        no_driver.stderr
+    )
+
+
+@pytest.mark.slow
+def test_the_start_task_installs_the_wheel_from_the_wheelhouse_without_an_index(
+    node: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    workdir, prefix, bin_dir = node
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"),
+            *("--no-build-isolation", "--wheel-dir", str(wheels), str(REPO)),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("company_activity-*.whl")
+    _archive(
+        workdir,
+        {
+            wheel.name: wheel.read_bytes(),
+            "requirements.txt": (REPO / "requirements.txt").read_bytes(),
+        },
+    )
+    # python3 on the node, except that a new venv also sees the test's installed dependencies.
+    import sysconfig
+
+    # The test environment's packages, without its editable company_activity.
+    deps = tmp_path / "dependencies"
+    deps.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if "company_activity" not in entry.name.lower().replace("-", "_"):
+            (deps / entry.name).symlink_to(entry)
+    _stub(
+        bin_dir / "python3",
+        f'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then\n'
+        f'  "{sys.executable}" "$@" || exit $?\n'
+        '  dir="${@: -1}"\n'
+        '  site=$("$dir/bin/python" -c '
+        "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')\n"
+        f'  echo "{deps}" > "$site/test-dependencies.pth"\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec "{sys.executable}" "$@"',
+    )
+    result = _run_start_task(workdir, prefix, bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from company_activity import __version__
+
+    assert __version__ in result.stdout  # the installed command answered --version
+    python = prefix / "venv" / "bin" / "python"
+    where = subprocess.run(
+        [str(python), "-c", "import company_activity; print(company_activity.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    # Installed from the wheel into the venv, not editable from a checkout.
+    assert where.startswith(str(prefix / "venv")), where
+    assert not list((prefix / "venv").rglob("__editable__*"))
+    assert (prefix / "wheelhouse" / wheel.name).is_file()
+    # The activities' command lines name this interpreter (PREFIX's default on a node).
+    assert _start_task_python() == "/opt/company-activity/venv/bin/python"
