@@ -372,6 +372,19 @@ def test_a_forced_delimiter_wins_over_detection(
         load(warehouse, tmp_path, export(",").encode(), fmt)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_an_excel_sep_line_names_the_delimiter_and_is_not_a_record(
+    warehouse: DuckDBWarehouse, tmp_path: Path, encoding: str
+) -> None:
+    data = ("sep=;\r\n" + export(";")).encode(encoding)
+    result = load(warehouse, tmp_path, data)
+    assert (result.lines_read, result.lines_staged, result.lines_rejected) == (3, 3, 0)
+    assert {line - 1: values for line, values in attributes(warehouse).items()} == EXPECTED
+    # A comma header after `sep=|`: the file contradicts itself, and the message shows it.
+    with pytest.raises(DataError, match="has no company_id"):
+        load(warehouse, tmp_path, ("sep=|\n" + export(",")).encode(encoding))
+
+
 @pytest.mark.parametrize(
     "encode",
     [

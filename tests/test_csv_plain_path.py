@@ -68,6 +68,8 @@ def _inputs(count: int) -> list[bytes]:
         if rng.random() < 0.1:
             text = "\n" + text
         if rng.random() < 0.1:
+            text = f"sep={rng.choice(DELIMITERS)}{ending}" + text  # Excel's delimiter line
+        if rng.random() < 0.1:
             text = text.replace("a", '"', 1)  # a quote: the csv module's path
         if rng.random() < 0.1:
             text = text.replace("b", "\r", 1)  # a stray CR: the csv module's path

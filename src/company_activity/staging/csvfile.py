@@ -41,6 +41,7 @@ from company_activity.staging.csvformat import (
     detect_encoding,
     first_line,
     physical_lines,
+    sep_line,
 )
 
 #: Records per Arrow batch.
@@ -216,11 +217,16 @@ def record_batches(
     codec, bom = detect_encoding(data, fmt.encoding)
     body = data[bom:]
     body, codec = _transcoded(body, codec)
-    delimiter = fmt.delimiter or detect_delimiter(first_line(body, codec))
+    offset, delimiter = bom, fmt.delimiter
+    sep = sep_line(body, codec)
+    if sep is not None:
+        named, cut = sep
+        body, offset, delimiter = body[cut:], offset + cut, delimiter or named
+    delimiter = delimiter or detect_delimiter(first_line(body, codec))
     names = fmt.names()
     plain = _plain_lines(body) if codec == "utf-8" else None
     if plain is None:
-        records = iter(CsvRecords(physical_lines(body, codec, bom), delimiter))
+        records = iter(CsvRecords(physical_lines(body, codec, offset), delimiter))
         header = read_header(records, where, names)
         return header, _batches(records, header)
     numbers, lines = plain

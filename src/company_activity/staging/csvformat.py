@@ -5,8 +5,9 @@ single-byte encoding CRM_ENCODING names (cp1252 for a legacy spreadsheet). A lin
 the encoding cannot decode is rejected with the byte's offset in the file (counted from 0,
 the BOM included).
 
-Delimiter: CRM_DELIMITER, or the one of `,` `;` tab `|` that occurs most often outside quotes
-in the header line (`,` when none does; ties go to that order).
+Delimiter: CRM_DELIMITER; else the one a first line such as `sep=;` names (Excel writes and
+reads that line; it is not a record); else the one of `,` `;` tab `|` that occurs most often
+outside quotes in the header line (`,` when none does; ties go to that order).
 
 Header: names in any case, with stray spaces. `name` and `company_name` both give the company
 name; CRM_COLUMN_MAP maps any other export's names to ours.
@@ -47,6 +48,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _QUOTED = re.compile(r'"[^"]*"')
+_SEP_LINE = re.compile(r'sep=([^"\r\n])\r?\n?')
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,15 @@ def detect_delimiter(line: str) -> str:
     counts = [bare.count(d) for d in DETECTED_DELIMITERS]
     best = max(counts)
     return DETECTED_DELIMITERS[counts.index(best)] if best else ","
+
+
+def sep_line(data: bytes, codec: str) -> tuple[str, int] | None:
+    """The delimiter an Excel `sep=X` first line names, and the bytes of that line before its
+    ending (dropping them leaves a blank line 1, so line numbers stay); None without one."""
+    first = next(physical_lines(data, codec), None)
+    if first is None or first.bad_bytes or not (match := _SEP_LINE.fullmatch(first.text)):
+        return None
+    return match.group(1), len(first.text.rstrip("\r\n").encode(codec))
 
 
 def first_line(data: bytes, codec: str) -> str:
