@@ -372,6 +372,20 @@ def test_a_forced_delimiter_wins_over_detection(
         load(warehouse, tmp_path, export(",").encode(), fmt)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "cp1252"])
+def test_cr_line_endings_of_an_old_mac_spreadsheet_load(
+    warehouse: DuckDBWarehouse,
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    encoding: str,
+) -> None:
+    setting = "cp1252" if encoding == "cp1252" else "auto"
+    fmt = CrmFormat.from_settings(make_settings(CRM_ENCODING=setting))
+    result = load(warehouse, tmp_path, export(";", ending="\r").encode(encoding), fmt)
+    assert (result.lines_read, result.lines_staged, result.lines_rejected) == (3, 3, 0)
+    assert attributes(warehouse) == EXPECTED
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
 def test_an_excel_sep_line_names_the_delimiter_and_is_not_a_record(
     warehouse: DuckDBWarehouse, tmp_path: Path, encoding: str

@@ -73,6 +73,8 @@ def _inputs(count: int) -> list[bytes]:
             text = text.replace("a", '"', 1)  # a quote: the csv module's path
         if rng.random() < 0.1:
             text = text.replace("b", "\r", 1)  # a stray CR: the csv module's path
+        if rng.random() < 0.05:
+            text = text.replace("\r\n", "\n").replace("\n", "\r")  # CR endings (old Mac)
         data = text.encode()
         if rng.random() < 0.1:
             data = b"\xef\xbb\xbf" + data

@@ -1,7 +1,8 @@
 """Read a CRM CSV export as Arrow batches of records, each with its raw text and line number.
 
 Accepted: the encodings, delimiters and header names of csvformat.py, RFC 4180 quoting
-(delimiters, quotes and newlines inside quoted fields), LF or CRLF, a space after a delimiter,
+(delimiters, quotes and newlines inside quoted fields), LF or CRLF line endings (or CR alone
+in a file without any LF), a space after a delimiter,
 and extra columns (ignored, but kept in the raw text). Blank lines are skipped. A record may
 have fewer fields than the header (the rules read the missing ones as blank).
 
@@ -216,7 +217,7 @@ def record_batches(
     data = b"".join(chunks)
     codec, bom = detect_encoding(data, fmt.encoding)
     body = data[bom:]
-    body, codec = _transcoded(body, codec)
+    body, codec = _transcoded(_lf_endings(body, codec), codec)
     offset, delimiter = bom, fmt.delimiter
     sep = sep_line(body, codec)
     if sep is not None:
@@ -235,6 +236,21 @@ def record_batches(
         iter([(numbers[0].as_py(), first, _simple_fields(first, delimiter), None)]), where, names
     )
     return header, _plain_batches(numbers[1:], lines[1:], header, delimiter)
+
+
+def _lf_endings(body: bytes, codec: str) -> bytes:
+    """A file whose lines end in CR alone (old Mac spreadsheets) with LF endings instead.
+
+    Only a file with no LF at all that decodes cleanly: anything else is left as it is. The
+    line count is unchanged (a CR inside a quoted value becomes a newline there too).
+    """
+    if b"\n" in body or b"\r" not in body:  # an LF code unit holds an LF byte in every codec
+        return body
+    with contextlib.suppress(UnicodeDecodeError):
+        text = body.decode(codec)
+        if "\n" not in text:
+            return text.replace("\r", "\n").encode(codec)
+    return body
 
 
 def _transcoded(body: bytes, codec: str) -> tuple[bytes, str]:
