@@ -12,19 +12,5 @@ import sys
 
 from company_activity.cli import main
 
-_GLOBAL_FLAGS = ("-v", "--verbose")
-
-
-def _argv(args: list[str]) -> list[str]:
-    # The CLI takes its global options before the command name; accept them anywhere here.
-    front = [a for a in args if a in _GLOBAL_FLAGS]
-    rest = [a for a in args if a not in _GLOBAL_FLAGS]
-    if "--env-file" in rest:
-        at = rest.index("--env-file")
-        front += rest[at : at + 2]
-        del rest[at : at + 2]
-    return [*front, "fetch", *rest]
-
-
 if __name__ == "__main__":
-    sys.exit(main(_argv(sys.argv[1:])))
+    sys.exit(main(["fetch", *sys.argv[1:]]))

@@ -19,10 +19,11 @@ from company_activity.cli import main
 def _argv(args: list[str]) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", required=True, help="folder of *.ndjson / *.jsonl files")
-    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
+    parser.add_argument("--env-file", help="dotenv file to read (default: .env when it exists)")
     parser.add_argument("--verbose", "-v", action="store_true", help="tracebacks on errors")
     parsed = parser.parse_args(args)
-    front = ["--env-file", parsed.env_file, *(["--verbose"] if parsed.verbose else [])]
+    front = [*(["--env-file", parsed.env_file] if parsed.env_file else [])]
+    front += ["--verbose"] if parsed.verbose else []
     return [*front, "load-usage", "--path", parsed.path]
 
 

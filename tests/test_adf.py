@@ -8,6 +8,7 @@ company_activity.azure.adf_graph's simulation of Data Factory's documented depen
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -477,7 +478,7 @@ def test_adf_diagram_command_writes_and_checks(
     for folder, path in all_resources():
         (copy / folder).mkdir(parents=True, exist_ok=True)
         (copy / folder / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    env_file = str(tmp_path / "none.env")
+    env_file = os.devnull
     assert cli_main(["--env-file", env_file, "adf-diagram", "--adf-dir", str(copy), "--check"]) == 1
     assert cli_main(["--env-file", env_file, "adf-diagram", "--adf-dir", str(copy)]) == 0
     assert cli_main(["--env-file", env_file, "adf-diagram", "--adf-dir", str(copy), "--check"]) == 0

@@ -6,6 +6,7 @@ No timings are asserted: the benchmark's figures belong to docs/performance.md, 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
     code = main(
         [
             "--env-file",
-            str(tmp_path / "none.env"),
+            os.devnull,
             "bench",
             "--companies",
             "25",
@@ -116,9 +117,7 @@ def test_bench_command_writes_every_stage_and_ceiling(tmp_path: Path) -> None:
 def test_bench_rejects_a_history_longer_than_the_backfill(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(
-        ["--env-file", str(tmp_path / "none.env"), "bench", "--days", "5", "--history", "9"]
-    )
+    code = main(["--env-file", os.devnull, "bench", "--days", "5", "--history", "9"])
     assert code == 2
     assert "--history must be between 1 and --days" in capsys.readouterr().err
 

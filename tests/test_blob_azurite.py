@@ -4,6 +4,7 @@ pinned in package.json; `npm ci` installs it). The session starts one Azurite on
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -195,7 +196,7 @@ def test_cli_fetch_into_azurite(
         end = (DAY + timedelta(days=1)).isoformat()
         args = [
             "--env-file",
-            str(tmp_path / "none"),
+            os.devnull,
             "fetch",
             "--start",
             DAY.isoformat(),

@@ -31,7 +31,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "company_activity", "--env-file", str(tmp_path / "none.env"), *args],
+        [sys.executable, "-m", "company_activity", "--env-file", os.devnull, *args],
         capture_output=True,
         text=True,
         env=_env(tmp_path, **env),
@@ -85,7 +85,7 @@ def test_pyodbc_failure_is_a_clear_error_without_the_secret(tmp_path: Path) -> N
 
 def test_main_returns_exit_code_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "m.duckdb"))
-    assert main(["--env-file", str(tmp_path / "none.env"), "init-db"]) == 0
+    assert main(["--env-file", os.devnull, "init-db"]) == 0
 
 
 def test_every_command_is_documented_in_the_readme() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -201,7 +202,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> list
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    return ["--env-file", str(tmp_path / "no.env")]
+    return ["--env-file", os.devnull]
 
 
 def test_cli_mock_fetch_prints_one_line_per_date(

@@ -10,6 +10,7 @@ too-long values (counted in UTF-16 units, as SQL Server does), a blank line and 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from datetime import date, datetime
 from pathlib import Path
@@ -256,22 +257,22 @@ def test_load_crm_command(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "cli.duckdb"))
     monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / "cli-blob"))
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
     dated = tmp_path / f"crm_companies_{DAY}.csv"
     shutil.copy(FIXTURES / "crm_messy.csv", dated)
-    assert cli.main(["--env-file", "none", "load-crm", "--file", str(dated)]) == 0
+    assert cli.main(["--env-file", os.devnull, "load-crm", "--file", str(dated)]) == 0
     out = capsys.readouterr().out
     assert "2025-11-23 crm: 1 file, 17 lines read, 11 staged, 6 rejected" in out
     assert "see stg.quarantine where source = 'crm' and file_date = '2025-11-23'" in out
     code = cli.main(
-        ["--env-file", "none", "load-crm", "--file", str(FIXTURES / "crm_missing_column.csv")]
+        ["--env-file", os.devnull, "load-crm", "--file", str(FIXTURES / "crm_missing_column.csv")]
     )
     assert code == cli.EXIT_TERMINAL
     assert "--date" in capsys.readouterr().err
     code = cli.main(
         [
             "--env-file",
-            "none",
+            os.devnull,
             "load-crm",
             "--date",
             str(DAY),

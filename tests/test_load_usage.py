@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -416,22 +417,22 @@ def test_load_usage_command_prints_counts_and_fails_per_date(
 ) -> None:
     store = LocalFolderStore(settings_env["LOCAL_BLOB_DIR"])
     write_partition(store, DAY, [mixed()])
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
     code = cli.main(
-        ["--env-file", "none", "load-usage", "--start", "2025-11-22", "--end", "2025-11-23"]
+        ["--env-file", os.devnull, "load-usage", "--start", "2025-11-22", "--end", "2025-11-23"]
     )
     out, err = capsys.readouterr()
     assert code == cli.EXIT_TERMINAL
     assert "2025-11-23 usage: 1 file, 27 lines read, 8 staged, 19 rejected" in out
     assert "2025-11-22 usage: FAILED: no usage partition" in err
     assert "1 of 2 date(s) failed: 2025-11-22" in err
-    assert cli.main(["--env-file", "none", "load-usage", "--start", "2025-11-23"]) == 0
+    assert cli.main(["--env-file", os.devnull, "load-usage", "--start", "2025-11-23"]) == 0
 
 
 def test_load_usage_needs_migrations_first(settings_env: dict[str, str]) -> None:
     store = LocalFolderStore(settings_env["LOCAL_BLOB_DIR"])
     write_partition(store, DAY, [mixed()])
-    assert cli.main(["--env-file", "none", "load-usage", "--start", "2025-11-23"]) == 2
+    assert cli.main(["--env-file", os.devnull, "load-usage", "--start", "2025-11-23"]) == 2
 
 
 def test_folder_files_are_dated_by_folder_or_name(tmp_path: Path) -> None:
@@ -465,8 +466,8 @@ def test_load_samples_script_loads_a_folder_and_reloads_identically(
     folder = tmp_path / "ndjson" / f"date={DAY}"
     folder.mkdir(parents=True)
     (folder / "part-1.ndjson").write_bytes(mixed())
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
-    argv = script._argv(["--path", str(tmp_path / "ndjson"), "--env-file", "none"])
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
+    argv = script._argv(["--path", str(tmp_path / "ndjson"), "--env-file", os.devnull])
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "2025-11-23 usage: 1 file, 27 lines read, 8 staged, 19 rejected" in out
@@ -506,9 +507,9 @@ def test_path_reads_raw_zone_partitions_through_their_manifests(
     write_partition(raw, DAY, [b'{"company_id":"a","active_users":1,"events":2}\n'])
     stale = tmp_path / "copy" / CONTAINER / f"date={DAY}" / "part-09999.ndjson"
     stale.write_bytes(b'{"company_id":"stale","active_users":1,"events":2}\n')
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
     container = str(tmp_path / "copy" / CONTAINER)
-    assert cli.main(["--env-file", "none", "load-usage", "--path", container]) == 0
+    assert cli.main(["--env-file", os.devnull, "load-usage", "--path", container]) == 0
     assert "1 file, 1 line read, 1 staged, 0 rejected" in capsys.readouterr().out
     wh = DuckDBWarehouse(settings_env["DUCKDB_PATH"])
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -161,7 +162,7 @@ def test_cli_serves_until_stopped(tmp_path: Path) -> None:
             "-m",
             "company_activity",
             "--env-file",
-            str(tmp_path / "none"),
+            os.devnull,
             "mock-api",
             "--port",
             "0",
@@ -279,7 +280,7 @@ def test_cli_writes_crm_files_without_serving(
     code = main(
         [
             "--env-file",
-            str(tmp_path / "none"),
+            os.devnull,
             "mock-api",
             "--companies",
             "20",

@@ -420,7 +420,7 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("API_", "BLOB_", "SQL_"))}
     env.update({"DUCKDB_PATH": str(tmp_path / "w.duckdb"), "LOCAL_BLOB_DIR": str(tmp_path)})
     return subprocess.run(
-        [sys.executable, "-m", "company_activity", "--env-file", str(tmp_path / "none.env"), *args],
+        [sys.executable, "-m", "company_activity", "--env-file", os.devnull, *args],
         capture_output=True,
         text=True,
         env=env,

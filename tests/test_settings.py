@@ -195,3 +195,17 @@ def test_redact_masks_unregistered_secret_fragments() -> None:
 def test_settings_repr_hides_secrets() -> None:
     settings = load_settings(environ={"API_KEY": "repr-secret-xyz"}, dotenv_path=None)
     assert "repr-secret-xyz" not in repr(settings)
+
+
+def test_a_missing_setting_names_key_vault_only_for_secrets() -> None:
+    """Only secret settings are read from Key Vault: the message must not send API_URL there."""
+    settings = load_settings(environ={}, dotenv_path=None)
+    for spec in SPECS:
+        if getattr(settings, spec.attr) not in (None, ""):
+            continue
+        with pytest.raises(ConfigError) as raised:
+            settings.require(spec.attr)
+        message = str(raised.value)
+        assert spec.env in message
+        assert ("Key Vault" in message) == spec.secret, message
+        assert (key_vault_name(spec.env) in message) == spec.secret, message

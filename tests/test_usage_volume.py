@@ -98,7 +98,7 @@ def test_validate_command_runs_the_same_check(
             "-m",
             "company_activity",
             "--env-file",
-            str(tmp_path / "none"),
+            os.devnull,
             "validate",
             "--date",
             DAY.isoformat(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import re
 import signal
@@ -18,6 +19,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import company_activity
 from company_activity import commands
@@ -27,6 +29,7 @@ from company_activity.pipeline.runctx import configure_logging, new_run_id
 from company_activity.redact import redact
 from company_activity.settings import Settings, load_settings
 from company_activity.warehouse import Warehouse, open_warehouse
+from company_activity.warehouse.migrations import require_schema
 
 log = logging.getLogger("company_activity")
 
@@ -34,6 +37,8 @@ EXIT_TERMINAL = 2
 EXIT_TRANSIENT = 75  # EX_TEMPFAIL: worth running again
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a tool killed by the closed pipe returns
+DEFAULT_ENV_FILE = ".env"
 
 
 @dataclass
@@ -44,8 +49,21 @@ class Context:
     run_id: str
     started_at: datetime = field(default_factory=utc_now)
 
-    def warehouse(self) -> Warehouse:
-        return open_warehouse(self.settings)
+    def warehouse(self, *, read_only: bool = False, schema: bool = True) -> Warehouse:
+        """The warehouse the settings name.
+
+        read_only: open it as it is (DuckDB's read-only mode): never create a file or folder,
+        never write. schema: fail with what to do when `init-db` has not created (or upgraded)
+        the schema, instead of a missing-table error from the middle of a command.
+        """
+        wh = open_warehouse(self.settings, read_only=read_only)
+        if schema:
+            try:
+                require_schema(wh)
+            except BaseException:
+                wh.close()
+                raise
+        return wh
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,18 +74,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {company_activity.__version__}"
     )
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and tracebacks")
-    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default .env)")
-    parser.add_argument(
-        "--run-id",
-        type=_run_id,
-        help="use this run id (e.g. Data Factory's pipeline run id) instead of a new one",
-    )
+    _add_global_options(parser, top=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")
         module.register(subparsers)
+    for command in subparsers.choices.values():
+        _add_global_options(command, top=False)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """The options every command takes, before or after the command's name.
+
+    On the commands' parsers they default to SUPPRESS, so an option given before the command
+    is not reset by the command's parser (argparse fills in a subparser's defaults).
+    """
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=default(False),
+        help="debug logs and tracebacks",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=_env_file,
+        default=default(None),
+        help=f"dotenv file to read (default: {DEFAULT_ENV_FILE} when it exists)",
+    )
+    parser.add_argument(
+        "--run-id",
+        type=_run_id,
+        default=default(None),
+        help="use this run id (e.g. Data Factory's pipeline run id) instead of a new one",
+    )
+
+
+def _env_file(text: str) -> str:
+    # Named on purpose, so a typo must not silently run without the settings it holds.
+    path = Path(text)
+    if not path.exists() or path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a file (leave --env-file out to read {DEFAULT_ENV_FILE} if it exists)"
+        )
+    return text
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -88,11 +143,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     configure_logging(run_id, "DEBUG" if args.verbose else "INFO")
     try:
-        settings = load_settings(dotenv_path=args.env_file)
+        settings = load_settings(dotenv_path=args.env_file or DEFAULT_ENV_FILE)
         if not args.verbose:
             logging.getLogger().setLevel(settings.log_level)
         result: int = args.handler(args, Context(settings, run_id))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
         return result
+    except BrokenPipeError:
+        # The reader went away (`status | head`): stop quietly, as other tools in a pipe do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,4 +1,4 @@
-"""argparse value types shared by the commands."""
+"""argparse value types and option checks shared by the commands."""
 
 from __future__ import annotations
 
@@ -50,3 +50,32 @@ def refuse_future(days: Iterable[date], allow_future: bool, today: date) -> None
             f"{ahead[0]} is after today ({today}, UTC): check the date, or pass --allow-future "
             "if data for it really exists"
         )
+
+
+def option(dest: str) -> str:
+    """The command-line spelling of an argparse destination: `crm_end` -> `--crm-end`."""
+    return "--" + dest.replace("_", "-")
+
+
+def given(args: argparse.Namespace, dest: str) -> bool:
+    """Whether the option was given (options that can be checked default to None or False)."""
+    return getattr(args, dest, None) not in (None, False)
+
+
+def reject_together(args: argparse.Namespace, first: str, *others: str, why: str = "") -> None:
+    """ConfigError when `first` is given with any of `others`: one would silently win."""
+    for other in others:
+        if given(args, first) and given(args, other):
+            reason = f": {why}" if why else ""
+            together = "cannot be used together"
+            raise ConfigError(f"{option(first)} and {option(other)} {together}{reason}")
+
+
+def require(args: argparse.Namespace, needed: str, *dependents: str, why: str = "") -> None:
+    """ConfigError when any of `dependents` is given without `needed`: it would do nothing."""
+    for dependent in dependents:
+        if given(args, dependent) and not given(args, needed):
+            raise ConfigError(
+                f"{option(dependent)} works only with {option(needed)}"
+                + (f": {why}" if why else "")
+            )

@@ -231,15 +231,21 @@ class Settings:
     def require(self, *names: str) -> None:
         """Fail with ConfigError naming each listed setting that has no value."""
         missing = [
-            spec.env
-            for spec in SPECS
-            if spec.attr in names and getattr(self, spec.attr) in (None, "")
+            spec for spec in SPECS if spec.attr in names and getattr(self, spec.attr) in (None, "")
         ]
         if missing:
+            # Only secret settings are read from Key Vault (load_settings): name the vault
+            # only for those.
+            secrets = [spec.env for spec in missing if spec.secret]
+            vault = (
+                f"; {', '.join(secrets)} can also come from Key Vault (KEY_VAULT_NAME) as "
+                f"{', '.join(map(key_vault_name, secrets))}"
+                if secrets
+                else ""
+            )
             raise ConfigError(
-                f"missing required setting(s): {', '.join(missing)}. Set them in the environment"
-                f" or .env (see .env.template), or in Key Vault as "
-                f"{', '.join(key_vault_name(m) for m in missing)}."
+                f"missing required setting(s): {', '.join(spec.env for spec in missing)}. Set "
+                f"them in the environment or .env (see .env.template){vault}."
             )
 
     def replace(self, **changes: Any) -> Settings:

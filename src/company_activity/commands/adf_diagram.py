@@ -1,4 +1,11 @@
-"""`company-activity adf-diagram [--check]`: write or check adf/diagram.mmd from the JSON."""
+"""`company-activity adf-diagram [--check]`: write or check adf/diagram.mmd from the JSON.
+
+    company-activity adf-diagram
+    company-activity adf-diagram --check    # exit 1 when adf/diagram.mmd is stale
+
+The diagram is generated from the pipeline JSON under adf/ (--adf-dir), so it cannot drift
+from what Data Factory runs; the test suite runs the --check form.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,10 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "adf-diagram", help="write adf/diagram.mmd from the Data Factory pipeline JSON"
+        "adf-diagram",
+        help="write adf/diagram.mmd from the Data Factory pipeline JSON",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--adf-dir", default="adf", help="the factory's git folder (default adf)")
     parser.add_argument(

@@ -1,4 +1,10 @@
-"""`company-activity ddl`: print the T-SQL DDL generated from the table declarations."""
+"""`company-activity ddl`: print the T-SQL DDL generated from the table declarations.
+
+    company-activity ddl > sql/ddl/azure_sql.sql
+
+The DDL is generated from the table declarations in warehouse/schema.py; a test keeps
+sql/ddl/azure_sql.sql current.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,12 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("ddl", help="print the Azure SQL DDL (sql/ddl/azure_sql.sql)")
+    parser = subparsers.add_parser(
+        "ddl",
+        help="print the Azure SQL DDL (sql/ddl/azure_sql.sql)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(handler=run)
 
 

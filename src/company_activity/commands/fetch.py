@@ -1,5 +1,9 @@
 """`company-activity fetch`: product usage for a date range into the raw zone, one partition a date.
 
+    company-activity fetch --start 2025-11-23                     # from API_URL
+    company-activity fetch --mock --start 2025-11-01 --end 2025-11-07 --crm
+    company-activity fetch --sample --start 2025-01-06              # the saved response
+
 Sources: the API (API_URL, API_KEY), or with --mock no network at all: the built-in generator
 (deterministic, any date; --companies, --seed), or with --sample the saved API response in
 samples/product_api_sample.json (or the file given).
@@ -13,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import iso_date
+from company_activity.cliargs import iso_date, reject_together, require
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.ingest.api_client import ApiClient, ApiConfig
@@ -57,13 +61,11 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--companies",
         type=int,
-        default=DEFAULT_MOCK_COMPANIES,
         help=f"generator: number of companies (default {DEFAULT_MOCK_COMPANIES})",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=DEFAULT_MOCK_SEED,
         help=f"generator: random seed (default {DEFAULT_MOCK_SEED})",
     )
     parser.add_argument(
@@ -93,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "fetch",
         help="fetch product usage for a date range into the raw zone",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_source_arguments(parser)
     parser.set_defaults(handler=run)
@@ -105,21 +108,24 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     days = date_range(args.start, args.end or args.start)
     if args.crm and (args.sample is not None or not args.mock):
         raise ConfigError("--crm works with the generator only: use it with --mock, not --sample")
+    generator = "they shape the built-in generator"
+    reject_together(args, "sample", "companies", "seed", why=f"{generator}, not a saved response")
+    require(args, "mock", "companies", "seed", why=generator)
+    companies = DEFAULT_MOCK_COMPANIES if args.companies is None else args.companies
+    seed = DEFAULT_MOCK_SEED if args.seed is None else args.seed
     store = open_store(settings)
     with ExitStack() as stack:
         source: PageSource
         if args.sample is not None:
             source = SampleSource(args.sample)
         elif args.mock:
-            source = GeneratorSource(args.seed, args.companies, settings.api_page_size)
+            source = GeneratorSource(seed, companies, settings.api_page_size)
         else:
             client = ApiClient(ApiConfig.from_settings(settings), pool_size=args.concurrency)
             source = stack.enter_context(client)
         if args.crm:
             for day in days:
-                where = mock_data.write_crm_csv(
-                    store, settings.crm_blob_path, args.seed, args.companies, day
-                )
+                where = mock_data.write_crm_csv(store, settings.crm_blob_path, seed, companies, day)
                 print(f"{day}  crm     {where}")
         progress = Progress("fetch", len(days), sys.stderr)
         try:

@@ -1,4 +1,11 @@
-"""`company-activity init-db`: create or upgrade the warehouse schema; never drops data."""
+"""`company-activity init-db`: create or upgrade the warehouse schema; never drops data.
+
+    company-activity init-db
+
+Applies every pending migration in order and records it in ops.schema_migrations; safe to
+rerun, and an upgrade keeps every row. On Azure SQL it also deploys the transforms as stored
+procedures.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +23,16 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "init-db", help="create or upgrade the warehouse schema (idempotent, never drops data)"
+        "init-db",
+        help="create or upgrade the warehouse schema (idempotent, never drops data)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    with ctx.warehouse() as wh:
+    with ctx.warehouse(schema=False) as wh:
         if isinstance(wh, AzureSqlWarehouse) and wh.is_synapse:
             return _run_synapse(wh, ctx)
         applied = migrate(wh, ctx.started_at)

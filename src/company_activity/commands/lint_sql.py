@@ -1,4 +1,10 @@
-"""`company-activity lint-sql [PATH ...]`: check transform files against the dialect contract."""
+"""`company-activity lint-sql [PATH ...]`: check transform files against the dialect contract.
+
+    company-activity lint-sql
+    company-activity lint-sql sql/populate_analytics.sql
+
+Without paths it checks sql/*.sql and sql/views/*.sql; exit 1 on any violation.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "lint-sql", help="check T-SQL transform files against the dialect contract"
+        "lint-sql",
+        help="check T-SQL transform files against the dialect contract",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "paths", nargs="*", help="files to check (default: sql/*.sql and sql/views/*.sql)"

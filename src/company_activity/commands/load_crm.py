@@ -1,5 +1,8 @@
 """`company-activity load-crm --date D [--file PATH]`: stage a CRM snapshot.
 
+    company-activity load-crm --date 2025-11-23
+    company-activity load-crm --file exports/crm_companies_2025-11-23.csv   # date from the name
+
 Reads `{CRM_BLOB_PATH}crm_companies_D.csv` from the raw zone, or a local file with --file (its
 date from --date, else from a YYYY-MM-DD in its name, else from its file_date column when every
 record gives the same date). The CRM_* settings say how the export is written. Replaces the

@@ -1,5 +1,8 @@
 """`company-activity load-usage --start D --end D`: stage product usage, date by date.
 
+    company-activity load-usage --start 2025-11-01 --end 2025-11-07
+    company-activity load-usage --path exports/usage/
+
 Each date's partition is read through its manifest in the raw zone (BLOB_CONTAINER), and its
 rows in stg.product_usage and its usage rows in stg.quarantine are replaced in one transaction.
 With --path DIR instead, the NDJSON files of a local folder are loaded, each under the date in
@@ -17,7 +20,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import add_allow_future, iso_date, refuse_future
+from company_activity.cliargs import (
+    add_allow_future,
+    iso_date,
+    refuse_future,
+    reject_together,
+    require,
+)
 from company_activity.dates import utc_now
 from company_activity.errors import ConfigError, PipelineError, TerminalError, TransientError
 from company_activity.staging import LoadResult, load_usage, load_usage_files
@@ -46,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    reject_together(args, "path", "start", "end", why="give --start D [--end D] or --path DIR")
+    require(args, "start", "end")
     if (args.path is None) == (args.start is None):
         raise ConfigError("give either --start D [--end D] or --path DIR.")
     with ctx.warehouse() as wh:

@@ -1,4 +1,11 @@
-"""`company-activity merge --start D1 --end D2`: the dimension and analytics merges for a range."""
+"""`company-activity merge --start D1 --end D2`: the dimension and analytics merges for a range.
+
+    company-activity merge --start 2025-11-01 --end 2025-11-07
+
+Merges each date's CRM snapshot into dim.companies and builds the analytics rows for
+D1..D2, restating later days whose values change. Every date must have a completed usage
+load. Idempotent: rerunning changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "merge",
         help="merge dim.companies and analytics.company_activity_daily for loaded dates",
-        description=(
-            "Merge each date's CRM snapshot into dim.companies and build the analytics rows "
-            "for D1..D2, restating later days whose values change. Every date must have a "
-            "completed usage load. Idempotent: rerunning changes nothing."
-        ),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--start", type=iso_date, required=True, help="first date, YYYY-MM-DD")
     parser.add_argument("--end", type=iso_date, help="last date, YYYY-MM-DD (default: --start)")

@@ -1,5 +1,8 @@
 """`company-activity mock-api`: serve the product-usage API locally, with faults on demand.
 
+    company-activity mock-api --port 8080 --faults 429=0.05,503=0.02
+    company-activity mock-api --crm-start 2025-11-01 --crm-end 2025-11-07 --no-serve
+
 Also writes the generator's matching CRM CSVs into the raw zone (--crm-start/--crm-end), so a
 demo needs no input files; --no-serve writes them and exits.
 """
@@ -10,7 +13,7 @@ import argparse
 import signal
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import iso_date
+from company_activity.cliargs import iso_date, require
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.mock import data as mock_data
@@ -37,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "mock-api",
         help="serve a local product-usage API with synthetic data and faults",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free one)")
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     settings = ctx.settings
     if args.crm_end and not args.crm_start:
         raise ConfigError("--crm-end needs --crm-start")
+    require(args, "crm_start", "no_serve", why="without CRM files to write it would do nothing")
     if args.crm_start:
         store = open_store(settings)
         for day in date_range(args.crm_start, args.crm_end or args.crm_start):

@@ -1,4 +1,11 @@
-"""`company-activity report`: summarise a date range and write a Markdown report with a chart."""
+"""`company-activity report`: summarise a date range and write a Markdown report with a chart.
+
+    company-activity report --start 2025-11-01 --end 2025-11-30 --out .local/report
+
+Prints rows per layer for the range, rejects, data-quality flags and the companies most at
+churn risk, and writes report.md with an activity.png chart to --out. Reads the warehouse
+only (opened read-only).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,10 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "report", help="summarise the analytics for a date range (console + Markdown with a chart)"
+        "report",
+        help="summarise the analytics for a date range (console + Markdown with a chart)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--start", required=True, type=iso_date, help="first date, YYYY-MM-DD")
     parser.add_argument("--end", required=True, type=iso_date, help="last date, YYYY-MM-DD")
@@ -32,9 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.end < args.start:
         raise ConfigError(f"--end {args.end} is before --start {args.start}")
-    with ctx.warehouse() as wh:
+    with ctx.warehouse(read_only=True) as wh:
         report = build_report(wh, args.start, args.end)
+    path = write_markdown(report, args.out)  # first: a reader that stops early (| head) keeps it
     print(render_text(report))
-    path = write_markdown(report, args.out)
     print(f"\nReport: {path} (chart: {path.parent / 'activity.png'})")
     return 0

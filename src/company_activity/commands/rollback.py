@@ -1,4 +1,12 @@
-"""`company-activity rollback --date D [--staging]`: remove a date's rows, ready for a re-run."""
+"""`company-activity rollback --date D [--staging]`: remove a date's rows, ready for a re-run.
+
+    company-activity rollback --date 2025-11-23
+    company-activity rollback --date 2025-11-23 --staging   # its staging rows too
+
+Deletes the date's analytics rows (with --staging its staging rows too), records the
+rollback in ops.rollbacks, and marks the date as not completed, so the next
+`company-activity run` runs it again (docs/rollback.md).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = subparsers.add_parser(
         "rollback",
         help="delete a date's analytics rows (--staging: its staging rows too); docs/rollback.md",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--date", type=iso_date, required=True, help="date, YYYY-MM-DD")
     parser.add_argument(

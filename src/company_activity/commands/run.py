@@ -15,9 +15,14 @@ import sys
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from company_activity.cliargs import add_allow_future, iso_date, refuse_future
+from company_activity.cliargs import (
+    add_allow_future,
+    iso_date,
+    refuse_future,
+    reject_together,
+    require,
+)
 from company_activity.dates import date_range, utc_now
-from company_activity.errors import ConfigError
 from company_activity.ingest.api_client import ApiClient, ApiConfig
 from company_activity.mock import data as mock_data
 from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
@@ -32,7 +37,6 @@ from company_activity.pipeline.steps import (
     prepare_validation,
 )
 from company_activity.storage import open_store
-from company_activity.warehouse.migrations import applied_versions
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -57,18 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument(
         "--companies",
         type=int,
-        default=DEFAULT_MOCK_COMPANIES,
         help=f"--mock: number of companies (default {DEFAULT_MOCK_COMPANIES})",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=DEFAULT_MOCK_SEED,
         help=f"--mock: generator seed (default {DEFAULT_MOCK_SEED})",
     )
     parser.add_argument(
         "--faults",
-        default="",
         help="--mock: fault rates for the mock API, e.g. 429=0.1,503=0.05,malformed=0.01",
     )
     parser.set_defaults(handler=run)
@@ -78,29 +79,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     start = args.date or args.start
     end = args.date or args.end or args.start
     days = date_range(start, end)
+    reject_together(args, "date", "end", why="give --date D, or --start D1 --end D2")
+    require(args, "mock", "companies", "seed", "faults", why="they shape the built-in mock API")
     refuse_future(days, args.allow_future, utc_now().date())
     settings = ctx.settings
-    if not args.mock and args.faults:
-        raise ConfigError("--faults works with --mock only")
+    companies = DEFAULT_MOCK_COMPANIES if args.companies is None else args.companies
+    seed = DEFAULT_MOCK_SEED if args.seed is None else args.seed
     store = open_store(settings)
     with ExitStack() as stack:
         wh = stack.enter_context(ctx.warehouse())
-        if not applied_versions(wh):
-            raise ConfigError(
-                "the warehouse has no schema yet: run `company-activity init-db` first"
-            )
         if args.mock:
             mock = MockApiConfig(
-                seed=args.seed, companies=args.companies, fault_rates=parse_fault_rates(args.faults)
+                seed=seed, companies=companies, fault_rates=parse_fault_rates(args.faults or "")
             )
             server = stack.enter_context(MockApiServer(mock))
             config = ApiConfig.from_settings(
                 settings.replace(api_url=server.url, api_key=mock.api_key)
             )
             for day in days:
-                mock_data.write_crm_csv(
-                    store, settings.crm_blob_path, args.seed, args.companies, day
-                )
+                mock_data.write_crm_csv(store, settings.crm_blob_path, seed, companies, day)
             print(
                 f"mock API on {server.url} (faults: {args.faults or 'none'}); "
                 f"CRM files written for {len(days)} date(s)"

@@ -1,4 +1,9 @@
-"""`company-activity status`: where the warehouse is and how many rows each table shows."""
+"""`company-activity status`: where the warehouse is and how many rows each table shows.
+
+    company-activity status
+
+Reads the warehouse only (opened read-only): never creates a file or a folder.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,17 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("status", help="show the schema version and rows per table")
+    parser = subparsers.add_parser(
+        "status",
+        help="show the schema version and rows per table",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    with ctx.warehouse() as wh:
+    with ctx.warehouse(read_only=True, schema=False) as wh:
         where = ctx.settings.duckdb_path if wh.engine == "duckdb" else "Azure SQL"
         versions = applied_versions(wh)
         print(f"warehouse: {where} ({wh.engine}), schema version {max(versions, default=0)}")

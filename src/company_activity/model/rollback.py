@@ -3,8 +3,9 @@
 The analytics rows live in analytics.company_activity_metrics; the view
 analytics.company_activity_daily shows them, so deleting there removes the date's rows.
 
-After a rollback the date is ready for a re-run: `company-activity merge` for the date (after
-reloading it, when staging was removed too) rebuilds its rows and restates the later days.
+After a rollback the date is pending again in the run log: `company-activity run --date D`
+rebuilds its rows, restates the later days and records the date as completed. The step-by-step
+commands (reload, `company-activity merge`) rebuild the rows but leave the date pending.
 docs/rollback.md is the runbook.
 """
 
@@ -43,10 +44,11 @@ class RollbackResult:
         text = f"rolled back {self.day}: {self.analytics_rows_deleted} analytics row(s) deleted"
         if self.staging:
             text += f", {self.staging_rows_deleted} staging row(s) deleted"
-            rerun = "reload the date and run `company-activity merge` for it"
-        else:
-            rerun = "run `company-activity merge` for the date"
-        return f"{text}; to rebuild it, {rerun}"
+        # The run log counts the date as pending from now on: a run rebuilds and records it.
+        return (
+            f"{text}; the date is pending again: `company-activity run --date {self.day}` "
+            "rebuilds it (docs/rollback.md)"
+        )
 
 
 def rollback(

@@ -10,6 +10,17 @@ from typing import Any
 from company_activity.warehouse.base import Warehouse
 
 TOP_AT_RISK = 10
+LAYERS_NOTE = "the range's dates (dim.companies: first seen by the end)"
+_IN_RANGE = "BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
+# Each layer's rows for the range, by the date each row belongs to; the dimension has one row
+# per company, so it counts the companies first seen by the range's end.
+_LAYER_DATES = (
+    ("stg.crm_companies", "snapshot_date", False),
+    ("stg.product_usage", "file_date", False),
+    ("stg.quarantine", "file_date", False),
+    ("dim.companies", "first_seen_date", True),
+    ("analytics.company_activity_daily", "activity_date", False),
+)
 
 
 @dataclass(frozen=True)
@@ -36,14 +47,14 @@ def build_report(wh: Warehouse, start: date, end: date) -> Report:
     """Collect the figures for [start, end] from the warehouse."""
     params = {"start_date": start, "end_date": end}
     layers = {
-        name: int(wh.scalar(f"SELECT COUNT(*) FROM {name}"))
-        for name in (
-            "stg.crm_companies",
-            "stg.product_usage",
-            "stg.quarantine",
-            "dim.companies",
-            "analytics.company_activity_daily",
+        name: int(
+            wh.scalar(
+                f"SELECT COUNT(*) FROM {name} WHERE {column} "
+                + ("<= CAST(@end_date AS DATE)" if upto else _IN_RANGE),
+                params,
+            )
         )
+        for name, column, upto in _LAYER_DATES
     }
     rows = wh.query(
         "SELECT a.activity_date, COUNT(*) AS companies,"
@@ -96,7 +107,11 @@ def build_report(wh: Warehouse, start: date, end: date) -> Report:
 
 def render_text(report: Report) -> str:
     """A readable console summary."""
-    lines = [f"Company activity {report.start} .. {report.end}", "", "Rows per layer:"]
+    lines = [
+        f"Company activity {report.start} .. {report.end}",
+        "",
+        f"Rows per layer, {LAYERS_NOTE}:",
+    ]
     lines += [f"  {name:<36} {count:>10,}" for name, count in report.layers.items()]
     total_rejects = sum(d.rejects for d in report.days)
     lines += ["", f"Rejected input rows in the range: {total_rejects:,} (see stg.quarantine)"]
@@ -175,6 +190,8 @@ def write_markdown(report: Report, folder: Path) -> Path:
             "![active companies, churn risk and rejects](activity.png)",
             "",
             "## Rows per layer",
+            "",
+            f"Rows of {LAYERS_NOTE}.",
             "",
             *(f"- `{name}`: {count:,}" for name, count in report.layers.items()),
             "",

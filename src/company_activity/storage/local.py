@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from company_activity.errors import DataError
+from company_activity.errors import DataError, TerminalError
 from company_activity.storage.base import BlobStore
 
 
@@ -32,9 +33,18 @@ class LocalFolderStore(BlobStore):
 
     def write(self, container: str, path: str, chunks: Iterable[bytes]) -> int:
         target = self._file(container, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, then rename: readers see the old blob or the new, never half.
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Write beside the target, then rename: readers see the old blob or the new, never
+            # half.
+            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
+                raise
+            raise TerminalError(
+                f"cannot write the raw zone folder {target.parent} ({exc.strerror}): make it "
+                "writable, or set LOCAL_BLOB_DIR to a writable folder"
+            ) from None
         written = 0
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -27,16 +27,31 @@ class DuckDBWarehouse(Warehouse):
 
     engine = "duckdb"
 
-    def __init__(self, path: str | Path, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, memory_limit: str | None = None, read_only: bool = False
+    ) -> None:
+        """Open (read_only False: create if need be) the DuckDB file at path.
+
+        Raises TransientError when another process holds the file's lock (run again later),
+        TerminalError when no retry can help: the folder cannot be written, the file is not a
+        DuckDB database, or (read_only) there is no file yet.
+        """
         super().__init__()
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if read_only and not Path(self.path).is_file():
+                raise TerminalError(
+                    f"no warehouse at {self.path}: run `company-activity init-db` first "
+                    "(or set DUCKDB_PATH to the warehouse file)"
+                )
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TerminalError(_unwritable(self.path, exc.strerror or str(exc))) from None
         try:
-            self.con = duckdb.connect(self.path)
-        except duckdb.IOException as exc:
-            # Another process holds the file lock: worth retrying later.
-            raise TransientError(f"cannot open DuckDB file {self.path}: {exc}") from None
+            self.con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:
+            raise _open_error(self.path, exc) from None
         self.con.execute("SET checkpoint_threshold = $size", {"size": CHECKPOINT_THRESHOLD})
         if memory_limit:
             self._limit_memory(memory_limit)
@@ -140,6 +155,27 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         self.con.close()
+
+
+def _open_error(path: str, exc: duckdb.Error) -> TransientError | TerminalError:
+    """What opening the file failed on, and what to do (DuckDB says it only in the message)."""
+    message = str(exc)
+    if "lock" in message.lower():
+        # Another process has the file open for writing: worth running again later.
+        return TransientError(f"the DuckDB file {path} is in use by another process: {message}")
+    if "not a valid DuckDB database file" in message:
+        return TerminalError(
+            f"{path} is not a DuckDB database file: set DUCKDB_PATH to the warehouse file, or "
+            "to a new path and run `company-activity init-db`"
+        )
+    return TerminalError(_unwritable(path, message))
+
+
+def _unwritable(path: str, reason: str) -> str:
+    return (
+        f"cannot open or create the DuckDB file {path} ({reason}): make its folder writable, "
+        "or set DUCKDB_PATH to a writable place"
+    )
 
 
 def _rowcount(cursor: duckdb.DuckDBPyConnection) -> int:

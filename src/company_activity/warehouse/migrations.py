@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from company_activity.errors import TerminalError
 from company_activity.warehouse import ddl
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.relations import Table, View
@@ -205,6 +206,18 @@ def applied_versions(wh: Warehouse) -> set[int]:
     if not wh.table_exists(SCHEMA_MIGRATIONS.name):
         return set()
     return {int(r[0]) for r in wh.query("SELECT version FROM ops.schema_migrations")}
+
+
+def require_schema(wh: Warehouse) -> None:
+    """TerminalError saying what to do when the schema is missing or older than this release's."""
+    versions = applied_versions(wh)
+    if not versions:
+        raise TerminalError("the warehouse has no schema yet: run `company-activity init-db` first")
+    if max(versions) < latest_version():
+        raise TerminalError(
+            f"the warehouse schema is at version {max(versions)} and this release needs "
+            f"{latest_version()}: run `company-activity init-db` to upgrade it (it keeps every row)"
+        )
 
 
 def migrate(
