@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh dev
 . .venv/bin/activate
-echo "== ruff";      ruff check . && ruff format --check .
+echo "== ruff";      ruff check .
+echo "== format";    ruff format --check .
 echo "== mypy";      mypy
 echo "== layers";    lint-imports --no-logo --no-cache
 echo "== sqlfluff";  sqlfluff lint sql/

@@ -155,7 +155,9 @@ def test_a_python_c_snippet_with_a_line_break_in_a_string_is_caught() -> None:
 
 # .env is private --------------------------------------------------------------------------------
 
-_WRITES_ENV = re.compile(r"(?:\bcp\b|\bmv\b|\binstall\b|(?<!-)>|\btee\b|open\(|write_text).*\.env\b")
+_WRITES_ENV = re.compile(
+    r"(?:\bcp\b|\bmv\b|\binstall\b|(?<!-)>|\btee\b|open\(|write_text).*\.env\b"
+)
 
 
 def _shell_and_docs() -> Iterator[tuple[Path, int, str]]:
