@@ -291,8 +291,8 @@ def test_load_crm_command_loads_the_seed_sample_dated_by_its_file_date_column(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / "cli.duckdb"))
     monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / "cli-blob"))
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
-    assert cli.main(["--env-file", "none", "load-crm", "--file", str(SAMPLE)]) == 0
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
+    assert cli.main(["--env-file", os.devnull, "load-crm", "--file", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "2025-11-23 crm: 1 file, 10 lines read, 10 staged, 0 rejected" in out
     # A file with no date in its name and none (or several) in a file_date column needs --date.
@@ -301,7 +301,7 @@ def test_load_crm_command_loads_the_seed_sample_dated_by_its_file_date_column(
         SAMPLE.read_text(encoding="utf-8").replace("2025-11-23,crm", "2025-11-22,crm", 1),
         encoding="utf-8",
     )
-    assert cli.main(["--env-file", "none", "load-crm", "--file", str(undated)]) == (
+    assert cli.main(["--env-file", os.devnull, "load-crm", "--file", str(undated)]) == (
         cli.EXIT_TERMINAL
     )
     assert "--date" in capsys.readouterr().err
@@ -316,14 +316,14 @@ def test_load_crm_command_reads_the_crm_settings(
     monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / "cli-blob"))
     monkeypatch.setenv("CRM_DATE_FORMATS", "%m/%d/%Y")
     monkeypatch.setenv("CRM_ENCODING", "cp1252")
-    assert cli.main(["--env-file", "none", "init-db"]) == 0
+    assert cli.main(["--env-file", os.devnull, "init-db"]) == 0
     export = tmp_path / f"crm_companies_{DAY}.csv"
     export.write_bytes(
         "Company_ID;Name;Country;Industry_Tag;Last_Contact_At\r\nc1;Café;FR;food;11/20/2025\r\n".encode(
             "cp1252"
         )
     )
-    assert cli.main(["--env-file", "none", "load-crm", "--file", str(export)]) == 0
+    assert cli.main(["--env-file", os.devnull, "load-crm", "--file", str(export)]) == 0
     assert "1 line read, 1 staged, 0 rejected" in capsys.readouterr().out
     wh = DuckDBWarehouse(tmp_path / "cli.duckdb")
     try:
@@ -333,6 +333,6 @@ def test_load_crm_command_reads_the_crm_settings(
     finally:
         wh.close()
     monkeypatch.setenv("CRM_COLUMN_MAP", "Record ID=id")
-    code = cli.main(["--env-file", "none", "load-crm", "--file", str(export)])
+    code = cli.main(["--env-file", os.devnull, "load-crm", "--file", str(export)])
     assert code != 0
     assert "CRM_COLUMN_MAP: 'Record ID=id' must be" in capsys.readouterr().err
