@@ -11,6 +11,7 @@ Everything runs through the CLI on real DuckDB files with the mock API on loopba
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -66,7 +67,7 @@ def cli_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], C
         def run(*args: str) -> int:
             monkeypatch.setenv("DUCKDB_PATH", str(tmp_path / f"{name}.duckdb"))
             monkeypatch.setenv("LOCAL_BLOB_DIR", str(tmp_path / f"{name}-blob"))
-            return cli.main(["--env-file", "none", *args])
+            return cli.main(["--env-file", os.devnull, *args])
 
         assert run("init-db") == 0
         return run
