@@ -2,6 +2,8 @@
 
 A line ends at LF (a CR before it is dropped); text after the last LF is a line too. Every
 line is a record, a blank one included (the rules reject it), so counts match the manifest's.
+A UTF-8 byte order mark at the start of a file is not part of its first line (the hash still
+covers the bytes as stored).
 Splitting, numbering and UTF-8 checks run in Arrow's C++ kernels: no Python work per line
 unless a chunk holds invalid UTF-8.
 """
@@ -100,9 +102,12 @@ class FileReader:
         self.sha256 = own.hexdigest()
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def line_batches(stream: IO[bytes], chunk_bytes: int) -> Iterator[pa.Table]:
     """Split a byte stream into batches of numbered lines (BATCH_SCHEMA)."""
-    carry = b""
+    carry = _skip_bom(stream)
     next_line = 1
     while chunk := stream.read(chunk_bytes):
         data = carry + chunk if carry else chunk
@@ -116,6 +121,14 @@ def line_batches(stream: IO[bytes], chunk_bytes: int) -> Iterator[pa.Table]:
         yield batch
     if carry:
         yield _batch(carry, next_line)
+
+
+def _skip_bom(stream: IO[bytes]) -> bytes:
+    """Read the stream's first bytes; return them without a leading UTF-8 BOM."""
+    head = b""
+    while len(head) < len(_BOM) and (more := stream.read(len(_BOM) - len(head))):
+        head += more
+    return head[len(_BOM) :] if head == _BOM else head
 
 
 def _batch(body: bytes, first_line: int) -> pa.Table:

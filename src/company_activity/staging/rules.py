@@ -11,17 +11,23 @@ Rules apply in a fixed order and the first that fails names the reason.
 
 from __future__ import annotations
 
-import json
-import re
-
-import pyarrow as pa
-
-from company_activity.warehouse.schema import CRM_COMPANIES, PRODUCT_USAGE
+from company_activity.staging.exactjson import EXACT_SCHEMA, LENIENT_JSON, MEASURES
+from company_activity.staging.ids import (
+    WHITE_SPACE,
+    canonical_sql,
+    defect_reason_sql,
+    defect_sql,
+    trimmed_sql,
+)
+from company_activity.staging.limits import ACTIVE_USERS, EVENTS, Measure, text_limit
+from company_activity.warehouse.schema import CRM_COMPANIES, PRODUCT_USAGE, QUARANTINE
 
 BATCH_VIEW = "_stg_batch"
+#: Python's verdicts on the lines it read (staging/exactjson.py), joined by line number.
+EXACT_VIEW = "_stg_exact"
 
-#: Characters trimmed from ids and attributes (space, tab, LF, CR).
-TRIM_CHARS = " \t\n\r"
+#: Characters trimmed from ids and attributes (bound as $trim_chars): Unicode's White_Space.
+TRIM_CHARS = WHITE_SPACE
 
 ISO_DATE = r"\d{4}-\d{2}-\d{2}"
 
@@ -31,58 +37,15 @@ ISO_TIMESTAMP = (
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
 )
 
-# DuckDB's JSON parser accepts trailing commas, which strict JSON (Python's json module, SQL
-# Server's JSON functions) rejects. Accepted lines matching this cheap superset are re-checked
-# with Python's parser (see strict_json_error). NaN and Infinity, which DuckDB and Python both
-# accept, are rejected wherever staging reads a value (they are not integers, strings or
-# timestamps) and tolerated in fields it does not read: finding them everywhere would cost a
-# regular expression that doubles the time of the rules.
-LENIENT_JSON = r",\s*[}\]]"
-
 # How much of an offending value a reason quotes.
 _QUOTE_CHARS = 60
 
-
-def _max_length(column: str) -> int:
-    limit = PRODUCT_USAGE.column(column).max_length
-    if limit is None:  # pragma: no cover - a schema change the rules must follow
-        raise ValueError(f"stg.product_usage.{column} has no length limit")
-    return limit
-
-
-COMPANY_ID_MAX = _max_length("company_id")
-RAW_COMPANY_ID_MAX = _max_length("company_id_raw")
-
-
-def canonical_sql(expr: str) -> str:
-    """The canonical company id: trimmed, lower case (the Python twin is canonical_id)."""
-    return f"lower({trimmed_sql(expr)})"
-
-
-def trimmed_sql(expr: str) -> str:
-    """Trim TRIM_CHARS (bound as $trim_chars: a literal would be rebuilt for every row).
-
-    Most values have nothing to trim, and trim() with a character set costs its set-up on every
-    row: checking the two ends first is the same result at a third of the cost.
-    """
-    ends = " OR ".join(
-        f"{side}({expr}, chr({ord(char)}))" for side in ("prefix", "suffix") for char in TRIM_CHARS
-    )
-    return f"CASE WHEN NOT ({ends}) THEN {expr} ELSE trim({expr}, $trim_chars) END"
-
-
-def canonical_id(text: str) -> str:
-    """Python twin of canonical_sql, for tests and messages."""
-    return text.strip(TRIM_CHARS).lower()
-
-
-def utf16_len_sql(expr: str) -> str:
-    """Length as SQL Server counts NVARCHAR: UTF-16 units (characters beyond U+FFFF count 2)."""
-    return (
-        f"CASE WHEN strlen({expr}) = length({expr}) THEN length({expr}) "
-        f"ELSE length({expr}) + length(regexp_replace({expr}, "
-        f"'[^\\x{{10000}}-\\x{{10FFFF}}]', '', 'g')) END"
-    )
+# Column limits (dialect contract, rule 27: bytes for VARCHAR, UTF-16 units for NVARCHAR).
+COMPANY_ID_LIMIT = text_limit(PRODUCT_USAGE, "company_id")
+RAW_COMPANY_ID_LIMIT = text_limit(PRODUCT_USAGE, "company_id_raw")
+CRM_ID_LIMIT = text_limit(CRM_COMPANIES, "company_id")
+CRM_RAW_COMPANY_ID_LIMIT = text_limit(CRM_COMPANIES, "company_id_raw")
+QUARANTINE_ID_LIMIT = text_limit(QUARANTINE, "company_id")
 
 
 def quoted_sql(expr: str) -> str:
@@ -112,57 +75,98 @@ def timestamp_sql(text: str) -> str:
     )
 
 
-def _integer_ok(text: str, value: str) -> str:
-    """The common case, cheaply: plain digits that cast back to themselves, not negative.
+def _integer_ok(measure: Measure, text: str, value: str) -> str:
+    """The common case, cheaply: plain digits that cast back to themselves, within range.
 
     TRY_CAST alone would round '12.7' to 13 (dialect contract, rule 14)."""
-    return f"{text} = CAST({value} AS VARCHAR) AND {value} >= 0"
+    return f"{text} = CAST({value} AS VARCHAR) AND {value} BETWEEN 0 AND {measure.maximum}"
 
 
-def _integer_rules(name: str, text: str, value: str) -> str:
-    """WHEN branches naming what is wrong with a required non-negative integer field."""
+def _integer_rules(measure: Measure, sent: str, digits: str, value: str) -> str:
+    """WHEN branches naming what is wrong with a measure: `sent` is the value as the line
+    wrote it (quoted in reasons), `digits` its integer digits when it is integral."""
+    name, top = measure.name, measure.maximum
     return f"""
-            WHEN {text} IS NULL THEN '{name} is missing'
-            WHEN NOT regexp_full_match({text}, '-?[0-9]+')
-                THEN '{name} must be an integer, got ' || {quoted_sql(text)}
-            WHEN {value} IS NULL THEN '{name} is out of range, got ' || {quoted_sql(text)}
-            WHEN {value} < 0 THEN '{name} must not be negative, got ' || {quoted_sql(text)}"""
+            WHEN {sent} IS NULL THEN '{name} is missing'
+            WHEN NOT regexp_full_match({digits}, '-?[0-9]+')
+                THEN '{name} must be an integer, got ' || {quoted_sql(sent)}
+            WHEN {value} IS NULL OR {value} > {top}
+                THEN '{name} is out of range (at most {top}), got ' || {quoted_sql(sent)}
+            WHEN {value} < 0 THEN '{name} must not be negative, got ' || {quoted_sql(sent)}"""
 
 
 # json_transform to VARCHAR unquotes strings and writes other values as JSON text, so one
 # parse yields every field. Whether company_id was a JSON string is checked only for the few
 # ids that could be something else (a number, true/false, an object or an array).
-_USAGE_FIELDS = (
-    '{"company_id":"VARCHAR","active_users":"VARCHAR","events":"VARCHAR",'
-    '"date":"VARCHAR","ts":"VARCHAR"}'
-)
+_USAGE_KEYS = ("company_id", *MEASURES, "date", "ts")
+_USAGE_FIELDS = "{" + ",".join(f'"{key}":"VARCHAR"' for key in _USAGE_KEYS) + "}"
 _ID_MAY_NOT_BE_STRING = (
     "(TRY_CAST(id_text AS DOUBLE) IS NOT NULL OR id_text IN ('true', 'false') "
     "OR id_text LIKE '{%' OR id_text LIKE '[%')"
 )
+# Top-level keys the line names with a non-null value among the ones staging reads: when the
+# line has no other key, its keys are unique (a duplicate would make json_keys longer).
+_KNOWN_KEYS = " + ".join(f"CAST(doc.{key} IS NOT NULL AS INTEGER)" for key in _USAGE_KEYS)
+_EXACT_COLUMNS = [name for name in EXACT_SCHEMA.names if name != "src_line_number"]
+_MEASURE_TEXTS = ",\n        ".join(
+    f"COALESCE({m}_token, doc.{m}) AS {m}_sent, COALESCE({m}_integer, doc.{m}) AS {m}_digits"
+    for m in MEASURES
+)
+_MEASURE_VALUES = ",\n        ".join(
+    f"TRY_CAST({m}_digits AS BIGINT) AS {m}_value" for m in MEASURES
+)
+# A rejected row's canonical id goes to stg.quarantine.company_id when it is a valid id.
+_ID_OK = (
+    f"id_canonical <> '' AND NOT {defect_sql('id_canonical')} "
+    f"AND NOT {QUARANTINE_ID_LIMIT.too_long_sql('id_canonical')}"
+)
 
-USAGE_CHECK_SQL = f"""
+# Lines Python must read (staging/exactjson.py): a possible trailing comma; a nested object
+# beside the keys staging reads (nested under one of those, the line is rejected anyway); a
+# measure DuckDB read as a DOUBLE (its text has a point or an exponent, and the line is
+# rejected until Python reads it: only rejected lines are looked at for that).
+_MEASURE_MAY_BE_DOUBLE = " OR ".join(
+    f"contains(doc.{m}, '.') OR contains(lower(doc.{m}), 'e')" for m in MEASURES
+)
+_NEEDS_EXACT = (
+    f"regexp_matches(raw, '{LENIENT_JSON}') "
+    "OR (len(keys) > known_keys AND contains(substr(raw, 2), '{')) "
+    f"OR (reason IS NOT NULL AND ({_MEASURE_MAY_BE_DOUBLE}))"
+)
+
+
+def usage_check_sql(exact: bool) -> str:
+    """The usage rules; with `exact`, over lines Python has read (EXACT_VIEW joined)."""
+    if exact:
+        verdicts = "x.* EXCLUDE (src_line_number)"
+        join = f"INNER JOIN {EXACT_VIEW} AS x ON b.src_line_number = x.src_line_number"
+        needs_exact = "FALSE"
+    else:
+        verdicts = ", ".join(f"CAST(NULL AS VARCHAR) AS {name}" for name in _EXACT_COLUMNS)
+        join = ""
+        needs_exact = f"pre_reason IS NULL AND doc IS NOT NULL AND ({_NEEDS_EXACT})"
+    return f"""
 WITH parsed AS (
     SELECT
         b.src_line_number,
         b.raw,
         b.pre_reason,
-        -- json_transform raises on malformed text: only valid lines reach it.
-        CASE WHEN json_valid(b.raw) THEN json_transform(b.raw, '{_USAGE_FIELDS}') END AS doc
+        {verdicts},
+        -- NULL for text that is not JSON (the rules below say why)
+        try(json_transform(b.raw, '{_USAGE_FIELDS}')) AS doc
     FROM {BATCH_VIEW} AS b
+    {join}
 ),
 
 fields AS (
     SELECT
-        src_line_number,
-        raw,
-        pre_reason,
-        doc,
+        *,
         doc.company_id AS id_text,
-        doc.active_users AS users_text,
-        doc.events AS events_text,
         doc.date AS date_text,
-        doc.ts AS ts_text
+        doc.ts AS ts_text,
+        {_MEASURE_TEXTS},
+        CASE WHEN doc IS NOT NULL THEN json_keys(raw) END AS keys,
+        {_KNOWN_KEYS} AS known_keys
     FROM parsed
 ),
 
@@ -170,9 +174,10 @@ valued AS (
     SELECT
         *,
         {canonical_sql("id_text")} AS id_canonical,
-        TRY_CAST(users_text AS INTEGER) AS users_value,
-        TRY_CAST(events_text AS BIGINT) AS events_value,
-        {timestamp_sql("ts_text")} AS ts_value
+        {_MEASURE_VALUES},
+        {timestamp_sql("ts_text")} AS ts_value,
+        COALESCE(duplicate_key, CASE WHEN len(keys) > known_keys
+            THEN list_filter(keys, lambda k, i: list_position(keys, k) < i)[1] END) AS dup_key
     FROM fields
 ),
 
@@ -181,12 +186,14 @@ checked AS (
         *,
         CASE
             -- Fast path: every rule holds (byte lengths bound the UTF-16 ones from above).
-            WHEN pre_reason IS NULL
-                AND {_integer_ok("users_text", "users_value")}
-                AND {_integer_ok("events_text", "events_value")}
+            WHEN pre_reason IS NULL AND json_reason IS NULL
+                AND len(keys) = known_keys
+                AND {_integer_ok(ACTIVE_USERS, "active_users_digits", "active_users_value")}
+                AND {_integer_ok(EVENTS, "events_digits", "events_value")}
                 AND id_canonical <> ''
-                AND strlen(id_canonical) <= {COMPANY_ID_MAX}
-                AND strlen(id_text) <= {RAW_COMPANY_ID_MAX}
+                AND strlen(id_canonical) <= {COMPANY_ID_LIMIT.size}
+                AND strlen(id_text) <= {RAW_COMPANY_ID_LIMIT.size}
+                AND NOT {defect_sql("id_canonical")}
                 AND NOT {_ID_MAY_NOT_BE_STRING}
                 AND (date_text IS NULL OR date_text = $file_date_text)
                 AND (ts_text IS NULL OR ts_value IS NOT NULL)
@@ -196,17 +203,22 @@ checked AS (
                 WHEN {trimmed_sql("raw")} = '' THEN 'empty line'
                 WHEN json_valid(raw) THEN 'not a JSON object'
                 ELSE 'not valid JSON' END
+            WHEN json_reason IS NOT NULL THEN json_reason
+            WHEN dup_key IS NOT NULL THEN 'duplicate key "' || {quoted_sql("dup_key")} || '"'
             WHEN id_text IS NULL THEN CASE WHEN json_type(raw) = 'OBJECT'
                 THEN 'company_id is missing' ELSE 'not a JSON object' END
             WHEN {_ID_MAY_NOT_BE_STRING} AND json_type(raw, '$.company_id') <> 'VARCHAR'
                 THEN 'company_id must be a string, got ' || {quoted_sql("id_text")}
             WHEN id_canonical = '' THEN 'company_id is empty'
-            WHEN {utf16_len_sql("id_canonical")} > {COMPANY_ID_MAX}
-                THEN 'company_id is longer than {COMPANY_ID_MAX} characters'
-            WHEN {utf16_len_sql("id_text")} > {RAW_COMPANY_ID_MAX}
-                THEN 'company_id_raw is longer than {RAW_COMPANY_ID_MAX} characters'
-            {_integer_rules("active_users", "users_text", "users_value")}
-            {_integer_rules("events", "events_text", "events_value")}
+            WHEN {defect_sql("id_canonical")} THEN {defect_reason_sql("id_canonical")}
+            {COMPANY_ID_LIMIT.rule_sql("id_canonical")}
+            {RAW_COMPANY_ID_LIMIT.rule_sql("id_text")}
+            {
+        _integer_rules(
+            ACTIVE_USERS, "active_users_sent", "active_users_digits", "active_users_value"
+        )
+    }
+            {_integer_rules(EVENTS, "events_sent", "events_digits", "events_value")}
             WHEN date_text IS NOT NULL AND NOT regexp_full_match(date_text, '{ISO_DATE}')
                 THEN 'date must be a YYYY-MM-DD string, got ' || {quoted_sql("date_text")}
             WHEN date_text IS NOT NULL AND date_text <> $file_date_text
@@ -222,7 +234,7 @@ SELECT
     CAST($file_date AS DATE) AS file_date,
     id_canonical AS company_id,
     id_text AS company_id_raw,
-    users_value AS active_users,
+    TRY_CAST(active_users_value AS INTEGER) AS active_users,
     events_value AS events,
     ts_value AS event_ts,
     CAST($src_file_name AS VARCHAR) AS src_file_name,
@@ -231,19 +243,21 @@ SELECT
     CAST($loaded_at AS TIMESTAMP) AS loaded_at,
     raw AS raw_json,
     reason,
-    CASE WHEN reason IS NOT NULL AND id_canonical <> ''
-        AND {utf16_len_sql("id_canonical")} <= {COMPANY_ID_MAX}
+    -- the company a rejected line names, when its keys are unique and the id is one staging
+    -- would accept
+    CASE WHEN reason IS NOT NULL AND dup_key IS NULL AND {_ID_OK}
         THEN id_canonical END AS q_company_id,
-    reason IS NULL AND regexp_matches(raw, '{LENIENT_JSON}') AS suspect
+    {needs_exact} AS needs_exact
 FROM checked
 """
 
 
+USAGE_CHECK_SQL = usage_check_sql(exact=False)
+USAGE_EXACT_CHECK_SQL = usage_check_sql(exact=True)
+
+
 def _attribute_rule(field: str, column: str) -> str:
-    limit = CRM_COMPANIES.column(column).max_length
-    return (
-        f"WHEN {utf16_len_sql(field)} > {limit} THEN '{column} is longer than {limit} characters'"
-    )
+    return text_limit(CRM_COMPANIES, column).rule_sql(field)
 
 
 def _attribute(field: str) -> str:
@@ -302,10 +316,9 @@ reasoned AS (
                 THEN 'record has ' || n_fields || ' fields, the header has ' || $header_fields
                     || ': company_id is missing'
             WHEN id_canonical IS NULL OR id_canonical = '' THEN 'company_id is blank'
-            WHEN {utf16_len_sql("id_canonical")} > {COMPANY_ID_MAX}
-                THEN 'company_id is longer than {COMPANY_ID_MAX} characters'
-            WHEN {utf16_len_sql("f_company_id")} > {RAW_COMPANY_ID_MAX}
-                THEN 'company_id_raw is longer than {RAW_COMPANY_ID_MAX} characters'
+            WHEN {defect_sql("id_canonical")} THEN {defect_reason_sql("id_canonical")}
+            {CRM_ID_LIMIT.rule_sql("id_canonical")}
+            {CRM_RAW_COMPANY_ID_LIMIT.rule_sql("f_company_id")}
             {_attribute_rule("name_value", "company_name")}
             {_attribute_rule("country_value", "country")}
             {_attribute_rule("industry_value", "industry_tag")}
@@ -336,35 +349,9 @@ SELECT
     CASE WHEN contact_unreadable THEN {quoted_sql("contact_text")} END AS issue_value,
     CASE WHEN contact_unreadable THEN 'not an {expected}' END AS issue_reason,
     reason,
-    CASE WHEN id_canonical <> '' AND {utf16_len_sql("id_canonical")} <= {COMPANY_ID_MAX}
-        THEN id_canonical END AS q_company_id
+    CASE WHEN {_ID_OK} THEN id_canonical END AS q_company_id
 FROM reasoned
 """
 
 
 CRM_CHECK_SQL = crm_check_sql()
-
-
-def strict_json_error(line: str) -> str | None:
-    """Why a line is not strict JSON, or None when it is."""
-    try:
-        json.loads(line)
-    except ValueError as exc:
-        message = re.sub(r":\s*line \d+ column \d+ \(char \d+\)", "", str(exc))
-        return f"not valid JSON ({message})"
-    return None
-
-
-def strict_json_verdicts(suspects: pa.Table) -> pa.Table:
-    """The suspect lines (see LENIENT_JSON) that strict JSON refuses, as (row_id, reason).
-
-    `suspects` holds a row id and the raw line in its first two columns.
-    """
-    ids: list[int] = []
-    reasons: list[str] = []
-    for row_id, line in zip(*(column.to_pylist() for column in suspects.columns[:2]), strict=True):
-        reason = strict_json_error(line)
-        if reason is not None:
-            ids.append(row_id)
-            reasons.append(reason)
-    return pa.table({"row_id": pa.array(ids, pa.int64()), "reason": pa.array(reasons, pa.string())})

@@ -22,14 +22,19 @@ from company_activity.ingest.rawzone import read_manifest
 from company_activity.staging.audit import LoadResult
 from company_activity.staging.lines import FileReader, InputFile
 from company_activity.staging.replace import Tally, replace_date
-from company_activity.staging.rules import USAGE_CHECK_SQL
+from company_activity.staging.rules import USAGE_CHECK_SQL, USAGE_EXACT_CHECK_SQL
 from company_activity.staging.writer import BatchWriter, Target
 from company_activity.storage.base import BlobStore
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.schema import PRODUCT_USAGE
 
 USAGE = Target(
-    "usage", PRODUCT_USAGE, "file_date", "raw_json", USAGE_CHECK_SQL, recheck_strict_json=True
+    "usage",
+    PRODUCT_USAGE,
+    "file_date",
+    "raw_json",
+    USAGE_CHECK_SQL,
+    exact_check_sql=USAGE_EXACT_CHECK_SQL,
 )
 
 

@@ -17,16 +17,18 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from company_activity.errors import TerminalError
-from company_activity.staging.rules import BATCH_VIEW, TRIM_CHARS, strict_json_verdicts
+from company_activity.staging.exactjson import read_exactly
+from company_activity.staging.rules import BATCH_VIEW, EXACT_VIEW, TRIM_CHARS
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 from company_activity.warehouse.relations import Table
 from company_activity.warehouse.schema import QUARANTINE
 
 _CHECKED = "_stg_checked"
-_VERDICTS = "_stg_strict_json_verdicts"
+_RECHECKED = "_stg_rechecked"
 # Small enough that a day's batch (about 20,000 rows at 20,000 companies) splits evenly over
 # the cores: at 16,384 one thread checked almost all of it (CRM rules 48 ms -> 38 ms).
 _SCAN_ROWS = 4_096
@@ -42,8 +44,9 @@ class Target:
     date_column: str
     raw_column: str
     check_sql: str
-    # The check marks lines DuckDB's parser may have been lenient with (a `suspect` column).
-    recheck_strict_json: bool = False
+    # The rules again, over the lines the check marks `needs_exact`, with Python's reading of
+    # them joined (rules.EXACT_VIEW; see staging/exactjson.py).
+    exact_check_sql: str | None = None
     # A column that names the field a staged row has NULL for an unreadable value.
     issue_column: str | None = None
 
@@ -82,13 +85,13 @@ class BatchWriter:
         batch = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_ROWS))
         # A temporary table, not an Arrow result: the two inserts below read it where it is
         # (the Arrow round trip cost as much as the rules themselves).
+        params = {**params, "trim_chars": TRIM_CHARS}
         with self._registered(BATCH_VIEW, batch):
             self._execute(
-                f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS {self.target.check_sql}",
-                {**params, "trim_chars": TRIM_CHARS},
+                f"CREATE OR REPLACE TEMP TABLE {_CHECKED} AS {self.target.check_sql}", params
             )
         try:
-            self._recheck_suspects()
+            self._check_exactly(batch, params)
             quarantine_params = {"source": self.target.source}
             if self._direct:
                 self._execute(f"INSERT INTO {_into(self.target.table)} {self.target.staged_select}")
@@ -105,23 +108,30 @@ class BatchWriter:
         self.wh.insert_rows(table.name, table.column_names, _rows(staged))
         self.wh.insert_rows(QUARANTINE.name, QUARANTINE.column_names, _rows(rejected))
 
-    def _recheck_suspects(self) -> None:
-        """Give strict JSON the last word on the few lines DuckDB's parser may have been lenient
-        with (rules.LENIENT_JSON); only those rows come back to Python."""
-        if not self.target.recheck_strict_json:
+    def _check_exactly(self, batch: pa.Table, params: Mapping[str, Any]) -> None:
+        """Check again the few lines the rules marked `needs_exact`, with Python's reading of
+        them joined; only those lines come back to Python."""
+        sql = self.target.exact_check_sql
+        if sql is None:
             return
-        suspects = self._fetch(
-            f"SELECT rowid, {self.target.raw_column} FROM {_CHECKED} WHERE suspect", {}
+        marked = self._fetch(
+            f"SELECT src_line_number, {self.target.raw_column} FROM {_CHECKED} WHERE needs_exact",
+            {},
         )
-        verdicts = strict_json_verdicts(suspects)
-        if verdicts.num_rows == 0:
+        if marked.num_rows == 0:
             return
-        with self._registered(_VERDICTS, verdicts):
-            # Every other rule held for a suspect row, so its canonical id is a valid one.
+        verdicts = read_exactly(marked)
+        lines = batch.filter(pc.is_in(batch["src_line_number"], value_set=verdicts[0]))
+        with self._registered(BATCH_VIEW, lines), self._registered(EXACT_VIEW, verdicts):
+            self._execute(f"CREATE OR REPLACE TEMP TABLE {_RECHECKED} AS {sql}", params)
+        try:
             self._execute(
-                f"UPDATE {_CHECKED} SET reason = v.reason, q_company_id = {_CHECKED}.company_id "
-                f"FROM {_VERDICTS} AS v WHERE {_CHECKED}.rowid = v.row_id"
+                f"DELETE FROM {_CHECKED} WHERE src_line_number IN "
+                f"(SELECT src_line_number FROM {_RECHECKED})"
             )
+            self._execute(f"INSERT INTO {_CHECKED} SELECT * FROM {_RECHECKED}")
+        finally:
+            self._execute(f"DROP TABLE IF EXISTS {_RECHECKED}")
 
     def close(self) -> None:
         if not self._direct:

@@ -1,0 +1,97 @@
+"""The one canonical form of a company id, written once as DuckDB SQL.
+
+Canonical: trimmed of every Unicode space at both ends (the White_Space property: tab, LF, CR,
+no-break space U+00A0, figure space U+2007, narrow no-break space U+202F, ideographic space
+U+3000 and the rest), lower case, then Unicode NFC (so a precomposed and a decomposed accent are
+one id). An id that still holds a control character (Unicode category Cc: NUL, ESC...) or an
+invisible format character (category Cf: zero-width space U+200B, U+FEFF, soft hyphen...) is
+not an id anyone can type or see: staging quarantines it with a reason naming the character.
+
+Every reader uses this definition: the staging rules of both sources (on DuckDB, and for Azure
+SQL in a private DuckDB), and canonical_ids() for the Python checks (validation). Python's own
+str.lower() differs from DuckDB's lower() for a few letters (a final sigma, a dotted capital I),
+so the Python side runs the same SQL rather than a twin.
+Sources: Unicode PropList.txt (White_Space), UAX #15 (NFC), Unicode general categories.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+#: Unicode's White_Space code points (PropList.txt), trimmed from ids and attributes.
+WHITE_SPACE = "".join(
+    chr(code)
+    for code in (
+        *range(0x09, 0x0E),  # tab, LF, VT, FF, CR
+        0x20,
+        0x85,  # next line
+        0xA0,  # no-break space
+        0x1680,
+        *range(0x2000, 0x200B),  # en quad .. hair space (figure space U+2007 among them)
+        0x2028,
+        0x2029,
+        0x202F,  # narrow no-break space
+        0x205F,
+        0x3000,  # ideographic space
+    )
+)
+
+#: A character no id may hold once trimmed (RE2 classes: control and format characters).
+_DEFECT = r"[\p{Cc}\p{Cf}]"
+
+
+def trimmed_sql(expr: str) -> str:
+    """`expr` trimmed of WHITE_SPACE at both ends (bound as $trim_chars).
+
+    trim() with a character set costs its set-up on every row, and most values have nothing
+    to trim: looking at the two end characters first is the same result at a fraction of the
+    cost (left/right count code points, like trim).
+    """
+    ends = f"contains($trim_chars, left({expr}, 1)) OR contains($trim_chars, right({expr}, 1))"
+    return f"CASE WHEN NOT ({ends}) THEN {expr} ELSE trim({expr}, $trim_chars) END"
+
+
+def canonical_sql(expr: str) -> str:
+    """The canonical id of the text `expr`: trimmed, lower case, NFC (see the module doc)."""
+    return f"nfc_normalize(lower({trimmed_sql(expr)}))"
+
+
+def defect_sql(canonical: str) -> str:
+    """TRUE when a canonical id holds a control or format character."""
+    return f"regexp_matches({canonical}, '{_DEFECT}')"
+
+
+def defect_reason_sql(canonical: str, field: str = "company_id") -> str:
+    """The reason for an id defect_sql flags, naming the first such character (U+XXXX)."""
+    char = f"regexp_extract({canonical}, '{_DEFECT}')"
+    return (
+        f"'{field} holds ' || CASE WHEN regexp_matches({char}, '\\p{{Cc}}') "
+        "THEN 'a control character' ELSE 'an invisible format character' END "
+        f"|| printf(' (U+%04X)', unicode({char}))"
+    )
+
+
+def canonical_ids(values: Sequence[str]) -> list[str | None]:
+    """The canonical form of each id, by the staging SQL; None for one staging would reject
+    (empty once trimmed, or holding a control or format character).
+
+    Runs in a private in-memory DuckDB, so it works beside any warehouse.
+    """
+    data = pa.table(
+        {"n": pa.array(range(len(values)), pa.int64()), "id": pa.array(list(values), pa.string())}
+    )
+    canonical = canonical_sql("id")
+    con = duckdb.connect()
+    try:
+        con.register("_ids", data)
+        rows = con.execute(
+            f"SELECT CASE WHEN c = '' OR {defect_sql('c')} THEN NULL ELSE c END "
+            f"FROM (SELECT n, {canonical} AS c FROM _ids) ORDER BY n",
+            {"trim_chars": WHITE_SPACE},
+        ).fetchall()
+    finally:
+        con.close()
+    return [row[0] for row in rows]
