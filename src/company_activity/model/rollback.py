@@ -7,6 +7,11 @@ After a rollback the date is pending again in the run log: `company-activity run
 rebuilds its rows, restates the later days and records the date as completed. The step-by-step
 commands (reload, `company-activity merge`) rebuild the rows but leave the date pending.
 docs/rollback.md is the runbook.
+
+A company stays in dim.companies while any staging row names it (a usage record or a CRM
+snapshot row). A rollback retracts the companies no remaining staging row names, with their
+analytics rows on every date: those only the rolled-back data introduced, and any left by data
+a reload has since replaced (an id staged before the canonical form was fixed, say).
 """
 
 from __future__ import annotations
@@ -30,6 +35,17 @@ _STAGING_DELETES = (
     "DELETE FROM stg.crm_companies WHERE snapshot_date = CAST(@run_date AS DATE)",
 )
 
+# Companies no staging row names (company_id is NOT NULL in both tables, so NOT IN is safe).
+_UNNAMED = (
+    "company_id NOT IN (SELECT company_id FROM stg.product_usage) "
+    "AND company_id NOT IN (SELECT company_id FROM stg.crm_companies)"
+)
+_RETRACT = (
+    "DELETE FROM analytics.company_activity_metrics WHERE company_id IN "
+    f"(SELECT company_id FROM dim.companies WHERE {_UNNAMED})",
+    f"DELETE FROM dim.companies WHERE {_UNNAMED}",
+)
+
 
 @dataclass(frozen=True)
 class RollbackResult:
@@ -39,11 +55,18 @@ class RollbackResult:
     analytics_rows_deleted: int
     staging_rows_deleted: int
     staging: bool
+    companies_retracted: int = 0
+    retracted_analytics_rows: int = 0
 
     def summary(self) -> str:
         text = f"rolled back {self.day}: {self.analytics_rows_deleted} analytics row(s) deleted"
         if self.staging:
             text += f", {self.staging_rows_deleted} staging row(s) deleted"
+        if self.companies_retracted:
+            text += (
+                f", {self.companies_retracted} company(ies) no staging row names retracted "
+                f"with their {self.retracted_analytics_rows} analytics row(s)"
+            )
         # The run log counts the date as pending from now on: a run rebuilds and records it.
         return (
             f"{text}; the date is pending again: `company-activity run --date {self.day}` "
@@ -63,7 +86,8 @@ def rollback(
     With staging, the date's usage and CRM loads are marked rolled back in ops.load_audits, so
     no merge counts it as loaded until it is loaded again, and the dimension takes back what
     the date gave it (model.rewind): attributes from its snapshot and a first_seen_date on it
-    come again from the remaining merged data.
+    come again from the remaining merged data. With or without staging, companies no remaining
+    staging row names leave the dimension with their analytics rows (see the module doc).
     """
     params = {"run_date": day}
     # The merges' locks, and the loads' when staging rows go too (warehouse.transaction).
@@ -94,6 +118,7 @@ def rollback(
             )  # fmt: skip
             # what the date's snapshot and usage gave the dimension goes with them
             rewind_dimension(wh, day, run_id, rolled_back_at)
+        retracted_rows, retracted = (wh.execute(sql) for sql in _RETRACT)
         wh.execute(
             "DELETE FROM ops.rollbacks WHERE run_id = @run_id "
             "AND activity_date = CAST(@run_date AS DATE)",
@@ -110,5 +135,6 @@ def rollback(
             ),
             [(run_id, day, analytics, staged, rolled_back_at)],
         )
-    log.info("rolled back %s: %s analytics, %s staging row(s)", day, analytics, staged)
-    return RollbackResult(day, analytics, staged, staging)
+    result = RollbackResult(day, analytics, staged, staging, retracted, retracted_rows)
+    log.info("%s", result.summary())
+    return result

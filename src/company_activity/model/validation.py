@@ -16,6 +16,7 @@ from typing import Any
 
 from company_activity.dates import as_date
 from company_activity.model.merge import completed_usage_dates
+from company_activity.staging.ids import canonical_ids
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.schema import COMPANY_ACTIVITY_METRICS
 
@@ -144,12 +145,19 @@ def check_unique_keys(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
 
 
 def check_canonical_keys(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
-    # Compared in Python: SQL Server's case-insensitive collations would hide the difference.
-    # Each id once for the range; only a range holding a bad one is looked at day by day.
-    ids = wh.query(
-        f"SELECT DISTINCT company_id FROM {_METRICS} WHERE activity_date {_IN_RANGE}", _range(days)
-    )
-    bad_anywhere = {str(r[0]) for r in ids if str(r[0]) != str(r[0]).strip().lower()}
+    # Compared outside the warehouse, by staging's own definition (staging/ids.py): SQL
+    # Server's collations would hide a difference, and it has no NFC. Each id once for the
+    # range; only a range holding a bad one is looked at day by day.
+    ids = [
+        str(r[0])
+        for r in wh.query(
+            f"SELECT DISTINCT company_id FROM {_METRICS} WHERE activity_date {_IN_RANGE}",
+            _range(days),
+        )
+    ]
+    bad_anywhere = {
+        text for text, canonical in zip(ids, canonical_ids(ids), strict=True) if text != canonical
+    }
     checks = {}
     for day in days:
         bad: list[str] = []
@@ -161,7 +169,9 @@ def check_canonical_keys(wh: Warehouse, days: Sequence[date]) -> dict[date, Chec
             )
             bad = sorted(str(r[0]) for r in rows if str(r[0]) in bad_anywhere)
         message = (
-            "all company ids trimmed and lower case" if not bad else f"not canonical: {bad[:5]}"
+            "all company ids canonical (trimmed, lower case, NFC, nothing invisible)"
+            if not bad
+            else f"not canonical: {bad[:5]}"
         )
         checks[day] = Check("canonical_keys", ERROR, not bad, message, {"not_canonical": len(bad)})
     return checks
