@@ -4,7 +4,8 @@ The checked batch lands in a DuckDB temporary table. On DuckDB that is the wareh
 connection and the rows move on with INSERT ... SELECT: no row passes through Python or Arrow
 after the check. On Azure SQL the rules run in a private in-memory DuckDB and the checked rows
 go in with the warehouse's bulk insert (pyodbc fast_executemany, in batches, inside the
-caller's transaction).
+caller's transaction). The few lines the rules mark `needs_exact` (usage only) are read by
+Python's strict parser and checked again with its verdicts (staging/exactjson.py).
 """
 
 from __future__ import annotations
