@@ -23,11 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from company_activity.warehouse.schema import (
-    COMPANY_ACTIVITY_METRICS,
-    PRODUCT_USAGE,
-    Table,
-)
+from company_activity.warehouse.relations import Table
+from company_activity.warehouse.schema import COMPANY_ACTIVITY_METRICS, PRODUCT_USAGE
 
 #: The largest value of each T-SQL integer type (DuckDB's INTEGER and BIGINT are the same).
 INTEGER_MAX = {"TINYINT": 255, "SMALLINT": 2**15 - 1, "INT": 2**31 - 1, "BIGINT": 2**63 - 1}
