@@ -18,7 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from company_activity.errors import DataError
 from company_activity.model import merge as model
+from company_activity.staging import load_usage_files
+from company_activity.staging.folder import dated_files
 from company_activity.staging.limits import (
     ACTIVE_USERS,
     EVENTS,
@@ -230,3 +233,14 @@ def test_crm_ids_and_attributes_fit_their_columns(
         4: ("country is longer than 100 characters", "c3"),
         6: ("company_name is longer than 400 characters", "c5"),
     }
+
+
+def test_a_file_name_its_column_cannot_hold_fails_the_load(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    folder = tmp_path / ("d" * 200) / ("e" * 200)
+    folder.mkdir(parents=True)
+    (folder / "usage_2025-11-23.ndjson").write_text(usage_line("c1") + "\n", encoding="utf-8")
+    ((day, files),) = dated_files(tmp_path).items()
+    with pytest.raises(DataError, match="longer than the 400 characters src_file_name holds"):
+        load_usage_files(warehouse, day, files, run_id="load", clock=lambda: RUN_TS)

@@ -20,8 +20,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from company_activity.errors import TerminalError
+from company_activity.errors import DataError, TerminalError
 from company_activity.staging.exactjson import read_exactly
+from company_activity.staging.limits import fits, text_limit
 from company_activity.staging.rules import BATCH_VIEW, EXACT_VIEW, TRIM_CHARS
 from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
@@ -33,6 +34,7 @@ _RECHECKED = "_stg_rechecked"
 # Small enough that a day's batch (about 20,000 rows at 20,000 companies) splits evenly over
 # the cores: at 16,384 one thread checked almost all of it (CRM rules 48 ms -> 38 ms).
 _SCAN_ROWS = 4_096
+_FILE_NAME_LIMIT = text_limit(QUARANTINE, "src_file_name")
 _REASON_MAX = QUARANTINE.column("reason").max_length or 400
 
 
@@ -82,6 +84,7 @@ class BatchWriter:
         """Check one batch; its accepted rows go to staging, the others to the quarantine."""
         if batch.num_rows == 0:
             return
+        _check_file_name(params.get("src_file_name"))
         # Record batches of this size let DuckDB check them on all cores (slicing is free).
         batch = pa.Table.from_batches(batch.to_batches(max_chunksize=_SCAN_ROWS))
         # A temporary table, not an Arrow result: the two inserts below read it where it is
@@ -160,6 +163,15 @@ class BatchWriter:
 
     def _error(self, exc: duckdb.Error) -> TerminalError:
         return TerminalError(f"staging {self.target.source} rows failed in DuckDB: {exc}")
+
+
+def _check_file_name(name: object) -> None:
+    """Every row carries its file's name: one that its column cannot hold fails the load."""
+    if isinstance(name, str) and not fits(_FILE_NAME_LIMIT, name):
+        raise DataError(
+            f"the input name {name[:80]}... is longer than the {_FILE_NAME_LIMIT.size} "
+            "characters src_file_name holds; load it from a shorter path."
+        )
 
 
 def _into(table: Table) -> str:
