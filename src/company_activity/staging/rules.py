@@ -126,12 +126,12 @@ _ID_OK = (
 # measure DuckDB read as a DOUBLE (its text has a point or an exponent, and the line is
 # rejected until Python reads it: only rejected lines are looked at for that).
 _MEASURE_MAY_BE_DOUBLE = " OR ".join(
-    f"contains(doc.{m}, '.') OR contains(lower(doc.{m}), 'e')" for m in MEASURES
+    f"contains({m}_digits, '.') OR contains({m}_digits, 'e') OR contains({m}_digits, 'E')"
+    for m in MEASURES
 )
-_NEEDS_EXACT = (
-    f"regexp_matches(raw, '{LENIENT_JSON}') "
-    "OR (len(keys) > known_keys AND contains(substr(raw, 2), '{')) "
-    f"OR (reason IS NOT NULL AND ({_MEASURE_MAY_BE_DOUBLE}))"
+_LENIENT_OR_NESTED = (
+    f"doc IS NOT NULL AND (regexp_matches(raw, '{LENIENT_JSON}') "
+    "OR (len(keys) > known_keys AND contains(substr(raw, 2), '{')))"
 )
 
 
@@ -144,7 +144,10 @@ def usage_check_sql(exact: bool) -> str:
     else:
         verdicts = ", ".join(f"CAST(NULL AS VARCHAR) AS {name}" for name in _EXACT_COLUMNS)
         join = ""
-        needs_exact = f"pre_reason IS NULL AND doc IS NOT NULL AND ({_NEEDS_EXACT})"
+        needs_exact = (
+            "pre_reason IS NULL AND "
+            f"(lenient_or_nested OR (reason IS NOT NULL AND ({_MEASURE_MAY_BE_DOUBLE})))"
+        )
     return f"""
 WITH parsed AS (
     SELECT
@@ -177,7 +180,8 @@ valued AS (
         {_MEASURE_VALUES},
         {timestamp_sql("ts_text")} AS ts_value,
         COALESCE(duplicate_key, CASE WHEN len(keys) > known_keys
-            THEN list_filter(keys, lambda k, i: list_position(keys, k) < i)[1] END) AS dup_key
+            THEN list_filter(keys, lambda k, i: list_position(keys, k) < i)[1] END) AS dup_key,
+        {_LENIENT_OR_NESTED} AS lenient_or_nested
     FROM fields
 ),
 
