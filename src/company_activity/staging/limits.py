@@ -32,6 +32,9 @@ INTEGER_MAX = {"TINYINT": 255, "SMALLINT": 2**15 - 1, "INT": 2**31 - 1, "BIGINT"
 #: The widest window of sql/populate_analytics.sql (days summed) and the week.
 WINDOW_DAYS = 30
 WEEK_DAYS = 7
+#: The engagement score's numerator is below this many days' active users (the bound noted
+#: next to it in sql/populate_analytics.sql).
+ENGAGEMENT_MULTIPLE = 63_000
 
 
 def integer_max(sql_type: str) -> int:
@@ -94,11 +97,9 @@ ACTIVE_USERS = Measure(
         Holder("users_30d, users_previous_7d (window sums)", _SUM, WINDOW_DAYS),
         _column(_METRICS, "active_users_dod_pct", note="(users - previous) / previous"),
         _column(_METRICS, "active_users_wow_pct", WEEK_DAYS, "(7 days - previous 7) / previous"),
-        Holder(
-            "engagement_score's 30 * users_7d and 7 * users_30d",
-            _SUM,
-            WINDOW_DAYS * WEEK_DAYS,
-        ),
+        # populate_analytics.sql computes the ratios in BIGINT steps (contract rule 26): the
+        # engagement score's numerator is below 63,000 days' users.
+        Holder("engagement_score's numerator (BIGINT steps)", _SUM, ENGAGEMENT_MULTIPLE),
     ),
 )
 
@@ -110,6 +111,7 @@ EVENTS = Measure(
         _column(_METRICS, "rolling_30d_events", WINDOW_DAYS, "a 30-day sum"),
         Holder("events_14d, events_prior_30d (window sums)", _SUM, WINDOW_DAYS),
         _column(_METRICS, "usage_density", note="events / active_users, users >= 1"),
+        Holder("usage_density's quotient scaled by 10^4 (BIGINT steps)", _SUM, 10**4),
     ),
 )
 
