@@ -6,7 +6,10 @@ of rules means one canonical id, one timestamp parser and one list of reasons ev
 
 The query reads a registered Arrow view and returns every target column plus `reason` (NULL
 for an accepted row) and `q_company_id` (the canonical id of a rejected row, when readable).
-Rules apply in a fixed order and the first that fails names the reason.
+Rules apply in a fixed order and the first that fails names the reason. The canonical id is
+ids.py's, the lengths and ranges limits.py's (both from schema.py). Usage lines also get
+`needs_exact`: the few that Python's strict parser must read (exactjson.py) are checked again by
+the same rules with its verdicts joined (usage_check_sql(exact=True)).
 """
 
 from __future__ import annotations
