@@ -211,10 +211,6 @@ def test_a_file_whose_records_are_all_rejected_says_so(
     assert not header_only.all_rejected
 
 
-@pytest.mark.xfail(
-    reason="a no-break space in an id is canonicalised by helper h4-usage's id rules",
-    strict=False,
-)
 def test_ids_differing_by_case_and_spaces_are_one_company(
     warehouse: DuckDBWarehouse, tmp_path: Path
 ) -> None:
