@@ -184,11 +184,6 @@ def test_rollback_of_a_stray_date_undoes_it(cli_in: Callable[[str], Cli], tmp_pa
     assert [row for row in after["dim.companies"] if row[0] in known] == clean["dim.companies"]
 
 
-@pytest.mark.xfail(
-    reason="needs the rollback's retraction of companies no staging row names (issue 14, "
-    "helper h4-usage): then a company only the stray date named leaves the dimension too",
-    strict=False,
-)
 def test_rollback_of_a_stray_date_leaves_no_company_behind(
     cli_in: Callable[[str], Cli], tmp_path: Path
 ) -> None:
