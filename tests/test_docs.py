@@ -252,3 +252,17 @@ def test_report_rows_per_layer_count_the_range_only(
     assert one["stg.product_usage"] == per_day < total == both["stg.product_usage"]
     assert one["analytics.company_activity_daily"] < both["analytics.company_activity_daily"]
     assert one["dim.companies"] <= both["dim.companies"]
+
+
+def test_install_steps_in_the_docs_are_normal_installs() -> None:
+    """A user or a deployment installs the package, not an editable link to a checkout
+    (scripts/bootstrap.sh, for working on the code, is the one editable install)."""
+    installs = [
+        (path, line)
+        for path in DOCS
+        for line in _fenced_lines(path.read_text(encoding="utf-8"))
+        if re.search(r"\bpip3? install\b", line)
+    ]
+    assert installs, "README should show how to install the package"
+    for path, line in installs:
+        assert not re.search(r"\s(?:-e|--editable)\b", line), f"{path.name}: {line.strip()}"
