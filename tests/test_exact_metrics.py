@@ -3,8 +3,9 @@
 The expressions are taken from sql/populate_analytics.sql itself (its outer SELECT and the
 middle query that forms the numerators and denominators), transpiled as the runner does, and
 evaluated by DuckDB over many input rows at once; fractions.Fraction gives the expected value.
-Inputs cover the whole accepted range (the column types' limits: active_users is an INT, events
-at most what usage_density's DECIMAL(18,4) holds), ties at the last digit, and the extremes.
+Inputs cover the whole accepted range (staging.limits, from the column types: active_users an
+INT, events at most what usage_density's DECIMAL(18,4) holds), ties at the last digit, and the
+extremes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from company_activity.staging.limits import ACTIVE_USERS, EVENTS
 from company_activity.warehouse.schema import COMPANY_ACTIVITY_METRICS, PRODUCT_USAGE
 from company_activity.warehouse.tsql import transpile_batch
 from tests.reference_model import round_half_away
@@ -36,10 +38,17 @@ def _type_max(sql_type: str) -> int:
     return int(10 ** (precision - scale)) - 1
 
 
-# The accepted ranges: a day's active_users is what its INT columns hold; a day's events what
-# usage_density (events / active_users, at least one user) holds in its DECIMAL(18,4).
-U = _type_max(PRODUCT_USAGE.column("active_users").sql_type)
-E = _type_max(COMPANY_ACTIVITY_METRICS.column("usage_density").sql_type)
+# The accepted ranges, as staging enforces them (derived from schema.py): a day's active_users
+# is what its INT columns hold; a day's events what usage_density (events / active_users, at
+# least one user) holds in its DECIMAL(18,4). The SQL's comments give its bounds from these.
+U = ACTIVE_USERS.maximum
+E = EVENTS.maximum
+
+
+def test_the_accepted_ranges_are_the_ones_the_sql_is_exact_for() -> None:
+    assert U == _type_max(PRODUCT_USAGE.column("active_users").sql_type) == 2**31 - 1
+    assert E == _type_max(COMPANY_ACTIVITY_METRICS.column("usage_density").sql_type) == 10**14 - 1
+
 
 # The window columns the middle query reads from its windows (alias w), with their types.
 INPUTS = {
