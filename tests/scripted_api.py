@@ -39,6 +39,7 @@ class Reply:
     cut: int | None = None  # send only this many body bytes (Content-Length says all), close
     drip_head: float = 0.0  # seconds between the bytes of the status line and headers
     drip_body: float = 0.0  # seconds between the bytes of the body
+    cut_head: int | None = None  # send only this many bytes of the status line and headers, close
 
     @classmethod
     def from_script(cls, entry: Mapping[str, Any]) -> Reply:
@@ -160,6 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
         head = f"HTTP/1.1 {reply.status} {reason}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
         try:
+            if reply.cut_head is not None:
+                self._write(head.encode("latin-1")[: reply.cut_head], 0.0)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_WR)
+                return
             self._write(head.encode("latin-1"), reply.drip_head)
             if reply.cut is not None:
                 self._write(body[: reply.cut], 0.0)

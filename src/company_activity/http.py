@@ -16,6 +16,7 @@ or whose gzip/deflate stream is cut short or corrupt, is a TransientError.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from urllib3.util.response import assert_header_parsing
 
 from company_activity.errors import TerminalError, TransientError
 from company_activity.http_deadline import DeadlineAdapter, Watch
@@ -36,6 +38,17 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # We decode these ourselves, to notice a stream that is cut short (zlib's eof flag).
 ACCEPT_ENCODING = "gzip, deflate"
 PREVIEW_CHARS = 200  # how much of a body a message may quote
+
+
+class _HeaderWarningFilter(logging.Filter):
+    """Drops urllib3's "Failed to parse headers" warning: _exchange fails such an answer
+    itself, and the warning carries a traceback and the URL with its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to parse headers")
+
+
+logging.getLogger("urllib3.connection").addFilter(_HeaderWarningFilter())
 
 
 class DeadlineExceeded(TransientError):
@@ -130,6 +143,7 @@ def _exchange(
                 allow_redirects=False,
                 stream=True,  # the body is read below, within the deadline
             )
+            _check_headers(response, where)
             raw = response.raw.read(decode_content=False)
         body = _decode(raw, response.headers.get("Content-Encoding", ""), where)
         return Answer(response.status_code, response.headers, body, url)
@@ -152,6 +166,21 @@ def _exchange(
             raise TransientError(f"{where} did not answer in time") from None
         raise TransientError(
             f"connection to {where} failed or the response was cut short ({type(exc).__name__})"
+        ) from None
+
+
+def _check_headers(response: requests.Response, where: str) -> None:
+    """A head that ends inside a header line (the connection closed mid-headers) is transient:
+    http.client would hand on what it read as a complete answer with an empty body."""
+    head = getattr(getattr(response.raw, "_original_response", None), "msg", None)
+    if head is None:
+        return
+    try:
+        assert_header_parsing(head)
+    except (urllib3.exceptions.HeaderParsingError, TypeError):
+        response.close()
+        raise TransientError(
+            f"the response headers were cut short or malformed (from {where})"
         ) from None
 
 

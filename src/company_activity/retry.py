@@ -10,7 +10,7 @@ when the server said to come back). Attempts and total time are bounded.
 
 from __future__ import annotations
 
-import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +38,12 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # max_backoff_seconds (a longer Retry-After stops the retries instead).
 BACKOFF_INITIAL_SECONDS = 1.0
 BACKOFF_JITTER_SECONDS = 1.0
+# The longest Retry-After taken at its word: ten years. A longer one (up to the year 9999 of an
+# HTTP date, or a string of digits no clock can add) stops the retries just the same, and
+# capping it keeps "come back at" a date the clock can write.
+MAX_RETRY_AFTER_SECONDS = 10 * 365 * 86_400.0
+# RFC 9110's delay-seconds is 1*DIGIT; a decimal fraction is tolerated. Not `inf`, `1e3`, `+5`.
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class RetryableHttpError(TransientError):
@@ -106,24 +112,25 @@ class NotBefore:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date); None when absent,
-    unreadable, zero or in the past, so that normal backoff applies."""
+    """Seconds to wait from a Retry-After header (RFC 9110 section 10.2.3: delay-seconds or an
+    HTTP date), at most MAX_RETRY_AFTER_SECONDS; None when absent, unreadable (`inf`, `1e3`),
+    zero or in the past, so that normal backoff applies."""
     if not value:
         return None
     text = value.strip()
-    try:
+    if _DELAY_SECONDS.fullmatch(text):
         seconds = float(text)
-    except ValueError:
+    else:
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             return None
         seconds = when.timestamp() - (time.time() if now is None else now)
-    if math.isnan(seconds) or seconds <= 0:  # nothing to wait for
+    if seconds <= 0:  # nothing to wait for
         return None
-    return seconds
+    return min(seconds, MAX_RETRY_AFTER_SECONDS)
 
 
 @dataclass(frozen=True)
