@@ -13,9 +13,9 @@ import pytest
 
 from company_activity.errors import DataError, TerminalError, TransientError
 from company_activity.ingest import api_client
-from company_activity.ingest.api_client import FetchStats, parse_page, parse_retry_after
-from company_activity.ingest.pages import PageNotJson
+from company_activity.ingest.pages import FetchStats, PageNotJson, parse_page
 from company_activity.mock import data as mock_data
+from company_activity.retry import parse_retry_after
 from tests.ingestion_fixtures import API_KEY, DAY, SEED, client_for, mock_server
 
 

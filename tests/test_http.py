@@ -19,7 +19,8 @@ import pytest
 from company_activity import http
 from company_activity.errors import TerminalError, TransientError
 from company_activity.ingest import api_client
-from company_activity.ingest.api_client import ApiClient, ApiConfig, FetchStats
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.ingest.pages import FetchStats
 from company_activity.pipeline import notify
 from company_activity.redact import register_secret
 from tests.scripted_api import Reply, scripted, self_signed

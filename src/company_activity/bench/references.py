@@ -20,8 +20,9 @@ from company_activity.bench.report import Scale
 from company_activity.bench.workspace import RUN_ID, Workspace, api_config
 from company_activity.dates import utc_now
 from company_activity.errors import TerminalError
-from company_activity.ingest.api_client import ApiClient, ApiConfig, FetchStats
+from company_activity.ingest.api_client import ApiClient, ApiConfig
 from company_activity.ingest.fetch import fetch_day
+from company_activity.ingest.pages import FetchStats
 from company_activity.ingest.rawzone import crm_file_name, crm_location, read_manifest
 from company_activity.mock.api import MockApiConfig, MockApiServer
 from company_activity.mock.source import GeneratorSource

@@ -17,13 +17,8 @@ from company_activity.cliargs import iso_date, require
 from company_activity.dates import date_range
 from company_activity.errors import ConfigError
 from company_activity.mock import data as mock_data
-from company_activity.mock.api import (
-    PAGINATIONS,
-    RATE_FAULTS,
-    MockApiConfig,
-    MockApiServer,
-    parse_fault_rates,
-)
+from company_activity.mock.api import PAGINATIONS, MockApiConfig, MockApiServer
+from company_activity.mock.faults import RATE_FAULTS, parse_fault_rates
 from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.redact import register_secret
 from company_activity.storage import open_store

@@ -23,8 +23,6 @@ from company_activity.errors import TerminalError, TransientError
 from company_activity.ingest.pages import FetchStats, Page, PageNotJson, parse_page
 from company_activity.redact import redact, register_secret
 from company_activity.retry import (
-    BACKOFF_INITIAL_SECONDS,
-    BACKOFF_JITTER_SECONDS,
     RETRYABLE_STATUSES,
     GaveUp,
     NotBefore,
@@ -38,22 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "BACKOFF_INITIAL_SECONDS",
-    "BACKOFF_JITTER_SECONDS",
-    "RETRYABLE_STATUSES",
-    "ApiClient",
-    "ApiConfig",
-    "FetchStats",
-    "Page",
-    "RetryableHttpError",
-    "parse_page",
-    "parse_retry_after",
-]
+__all__ = ["ApiClient", "ApiConfig"]
 
 FIRST_PAGE = 1
-# How much of an error response's body a message may quote.
-ERROR_BODY_PREVIEW_CHARS = http.PREVIEW_CHARS
 
 _TERMINAL_HINTS = {
     400: "the API rejected the request; check the date and API_PAGE_SIZE",
@@ -257,13 +242,13 @@ class ApiClient:
             raise error
         if status >= 300:
             hint = _TERMINAL_HINTS.get(status, f"check API_URL ({self._endpoint}) and the API")
-            shown = http.preview(answer.body, ERROR_BODY_PREVIEW_CHARS)
+            shown = http.preview(answer.body)
             detail = f" (the API said: {shown})" if shown else ""
             raise TerminalError(f"{where}: HTTP {status}: {hint}{detail}")
         try:
             return parse_page(answer.body, day, number)
         except PageNotJson:
-            shown = http.preview(answer.body, ERROR_BODY_PREVIEW_CHARS) or "(empty)"
+            shown = http.preview(answer.body) or "(empty)"
             raise TransientError(
                 f"HTTP {status} but the body is not JSON (a proxy or maintenance page, or cut "
                 f"short?), starting: {shown}"

@@ -34,9 +34,6 @@ from urllib.parse import parse_qs, urlsplit
 from company_activity.errors import ConfigError
 from company_activity.mock import data as mock_data
 from company_activity.mock.faults import (
-    DATA_FAULTS,
-    PAGE_FAULTS,
-    RATE_FAULTS,
     SCRIPTED_FAULTS,
     STATUS_FAULTS,
     TRANSPORT_FAULTS,
@@ -54,19 +51,12 @@ MAX_PER_PAGE = 10_000
 PAGINATIONS = ("pages", "cursor")
 
 __all__ = [
-    "DATA_FAULTS",
     "DEFAULT_PATH",
-    "PAGE_FAULTS",
     "PAGINATIONS",
-    "RATE_FAULTS",
-    "SCRIPTED_FAULTS",
-    "STATUS_FAULTS",
-    "TRANSPORT_FAULTS",
     "MockApi",
     "MockApiConfig",
     "MockApiServer",
     "RequestRecord",
-    "ScriptedFault",
     "parse_fault_rates",
 ]
 
