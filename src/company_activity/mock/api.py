@@ -1,6 +1,6 @@
 """A local product-usage API for demos, tests and benchmarks (stdlib HTTP server, loopback only).
 
-It serves the contract of docs/api_contract.md from mock_data's deterministic generator:
+It serves the contract of docs/api_contract.md from mock.data's deterministic generator:
 `GET /usage?date=YYYY-MM-DD&page=P&per_page=M` with the API key in a header. Page P covers the
 companies with index (P-1)*M .. P*M-1 (so a page may hold fewer than M records); in cursor mode
 `next_page` is an opaque string instead of a number.
