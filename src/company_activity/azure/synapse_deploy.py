@@ -32,6 +32,7 @@ from company_activity.warehouse.migrations import (
     MIGRATIONS,
     applied_versions,
     is_base_table,
+    record_migration,
 )
 from company_activity.warehouse.schema import COMPANY_ACTIVITY_DAILY
 from company_activity.warehouse.tsql import split_batches
@@ -143,15 +144,7 @@ def init_synapse(wh: AzureSqlWarehouse, applied_at: datetime) -> SynapseInit:
         for migration in sorted(MIGRATIONS, key=lambda m: m.version):
             if migration.version in done:
                 continue
-            wh.execute(
-                "INSERT INTO ops.schema_migrations (version, description, applied_at) "
-                "VALUES (@version, @description, @applied_at)",
-                {
-                    "version": migration.version,
-                    "description": migration.description,
-                    "applied_at": applied_at,
-                },
-            )
+            record_migration(wh, migration, applied_at)
             recorded.append(migration.version)
     return SynapseInit(recorded, deploy_synapse_procedures(wh))
 

@@ -202,6 +202,19 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def record_migration(wh: Warehouse, migration: Migration, applied_at: datetime) -> None:
+    """Note in ops.schema_migrations that `migration` was applied at `applied_at`."""
+    wh.execute(
+        "INSERT INTO ops.schema_migrations (version, description, applied_at) "
+        "VALUES (@version, @description, @applied_at)",
+        {
+            "version": migration.version,
+            "description": migration.description,
+            "applied_at": applied_at,
+        },
+    )
+
+
 def applied_versions(wh: Warehouse) -> set[int]:
     if not wh.table_exists(SCHEMA_MIGRATIONS.name):
         return set()
@@ -238,15 +251,7 @@ def migrate(
         with wh.transaction():
             for operation in migration.operations:
                 operation.apply(wh)
-            wh.execute(
-                "INSERT INTO ops.schema_migrations (version, description, applied_at) "
-                "VALUES (@version, @description, @applied_at)",
-                {
-                    "version": migration.version,
-                    "description": migration.description,
-                    "applied_at": applied_at,
-                },
-            )
+            record_migration(wh, migration, applied_at)
         log.info("applied schema migration %s: %s", migration.version, migration.description)
         applied.append(migration.version)
     return applied
