@@ -250,7 +250,7 @@ LOAD_AUDITS = Table(
         _c("run_id", RUN_ID, False),
         _c("source", "VARCHAR(20)", False, "crm or usage"),
         _c("file_date", "DATE", False),
-        _c("status", "VARCHAR(20)", False, "succeeded or failed"),
+        _c("status", "VARCHAR(20)", False, "succeeded, failed or rolled_back"),
         _c("files_read", "INT", False),
         _c("lines_read", "BIGINT", False),
         _c("lines_staged", "BIGINT", False),
