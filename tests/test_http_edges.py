@@ -12,7 +12,8 @@ import pytest
 
 from company_activity.errors import TransientError
 from company_activity.ingest import api_client
-from company_activity.ingest.api_client import ApiClient, ApiConfig, FetchStats
+from company_activity.ingest.api_client import ApiClient, ApiConfig
+from company_activity.ingest.pages import FetchStats
 from company_activity.retry import MAX_RETRY_AFTER_SECONDS, parse_retry_after
 from tests.scripted_api import Reply, scripted
 
