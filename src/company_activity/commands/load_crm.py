@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import add_allow_future, iso_date, refuse_future
-from company_activity.dates import utc_now
 from company_activity.errors import ConfigError
 from company_activity.staging import (
     CrmFormat,
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "give the snapshot date with --date YYYY-MM-DD (with --file, a name such as "
             "crm_companies_2025-11-23.csv, or one date in a file_date column, gives it too)."
         )
-    refuse_future([day], args.allow_future, utc_now().date())
+    refuse_future([day], args.allow_future, ctx.started_at.date())
     store = open_store(ctx.settings)
     with ctx.warehouse() as wh:
         result = load_crm(

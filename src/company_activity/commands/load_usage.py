@@ -27,7 +27,6 @@ from company_activity.cliargs import (
     reject_together,
     require,
 )
-from company_activity.dates import utc_now
 from company_activity.errors import ConfigError, PipelineError, TerminalError, TransientError
 from company_activity.staging import LoadResult, load_usage, load_usage_files
 from company_activity.staging.folder import dated_files, manifest_partitions
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 (day, partial(load_usage, wh, store, day, container=container, run_id=ctx.run_id))
                 for day in days
             ]
-        refuse_future((day for day, _ in loads), args.allow_future, utc_now().date())
+        refuse_future((day for day, _ in loads), args.allow_future, ctx.started_at.date())
         failed: list[tuple[date, PipelineError]] = []
         for day, load in loads:
             try:
