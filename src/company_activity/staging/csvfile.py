@@ -31,11 +31,10 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from company_activity.crmformat import CRM_COLUMNS, CRM_REQUIRED_COLUMNS
 from company_activity.errors import DataError
 from company_activity.staging.csvformat import (
-    COLUMNS,
     DEFAULT_NAMES,
-    REQUIRED_COLUMNS,
     CrmFormat,
     PhysicalLine,
     detect_delimiter,
@@ -54,7 +53,7 @@ BATCH_SCHEMA = pa.schema(
         pa.field("raw", pa.string()),
         pa.field("pre_reason", pa.string()),
         pa.field("n_fields", pa.int32()),
-        *(pa.field(f"f_{name}", pa.string()) for name in COLUMNS),
+        *(pa.field(f"f_{name}", pa.string()) for name in CRM_COLUMNS),
     ]
 )
 
@@ -192,11 +191,11 @@ def read_header(
             raise DataError(f"CRM file {where}: {twice}; remove one and load again.")
         positions[column] = index
         found[column] = name
-    missing = [name for name in REQUIRED_COLUMNS if name not in positions]
+    missing = [name for name in CRM_REQUIRED_COLUMNS if name not in positions]
     if missing:
         raise DataError(
             f"CRM file {where} has no {', '.join(missing)} column (header: {raw[:200]!r}). "
-            f"The export needs the columns {', '.join(REQUIRED_COLUMNS)} (or name for "
+            f"The export needs the columns {', '.join(CRM_REQUIRED_COLUMNS)} (or name for "
             "company_name), in any order; CRM_COLUMN_MAP maps other names to these."
         )
     return Header(positions, len(fields), number)
@@ -323,7 +322,7 @@ def _plain_batches(
             pc.binary_join_element_wise(part, delimiter * (last + 1), ""), delimiter
         )
         columns = []
-        for name in COLUMNS:
+        for name in CRM_COLUMNS:
             position = header.positions.get(name)
             if position is None:
                 columns.append(pa.nulls(len(part), pa.string()))
@@ -349,7 +348,7 @@ _ABSENT = 1 << 62
 def _batches(records: Iterator[Record], header: Header) -> Iterator[pa.Table]:
     columns: list[list[object]] = [[] for _ in BATCH_SCHEMA]
     # An absent optional column reads as past every record's end: NULL.
-    positions = [header.positions.get(name, _ABSENT) for name in COLUMNS]
+    positions = [header.positions.get(name, _ABSENT) for name in CRM_COLUMNS]
     # Appends bound once: this loop runs for every record of the file.
     numbers, raws, reasons, widths = (column.append for column in columns[:4])
     values = [(c.append, p) for c, p in zip(columns[4:], positions, strict=True)]

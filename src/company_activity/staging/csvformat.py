@@ -24,20 +24,14 @@ from typing import NamedTuple
 from company_activity.crmformat import (
     CRM_COLUMNS,
     CRM_DELIMITERS,
-    CRM_OPTIONAL_COLUMNS,
-    CRM_REQUIRED_COLUMNS,
     parse_crm_column_map,
     parse_crm_date_formats,
     parse_crm_encoding,
 )
 from company_activity.settings import Settings
 
-REQUIRED_COLUMNS = CRM_REQUIRED_COLUMNS
-OPTIONAL_COLUMNS = CRM_OPTIONAL_COLUMNS
-COLUMNS = CRM_COLUMNS
-
 #: Header names that give our columns without any setting.
-DEFAULT_NAMES: dict[str, str] = {**{c: c for c in COLUMNS}, "name": "company_name"}
+DEFAULT_NAMES: dict[str, str] = {**{c: c for c in CRM_COLUMNS}, "name": "company_name"}
 
 #: Delimiters detected from the header line, in the order that breaks ties.
 DETECTED_DELIMITERS = (",", ";", "\t", "|")
