@@ -155,10 +155,11 @@ class TextLimit:
 def text_limit(table: Table, name: str) -> TextLimit:
     """The limit of a declared VARCHAR(n) or NVARCHAR(n) column (rule 27)."""
     column = table.column(name)
-    match = re.fullmatch(r"(N?)VARCHAR\((\d+)\)", column.sql_type)
-    if match is None:
+    text = column.text_type
+    if text is None or not text[1]:
         raise ValueError(f"{table.name}.{name} ({column.sql_type}) has no length limit")
-    return TextLimit(name, int(match.group(2)), UTF16 if match.group(1) else BYTES)
+    unicode, size = text
+    return TextLimit(name, size, UTF16 if unicode else BYTES)
 
 
 def utf16_len_sql(expr: str) -> str:

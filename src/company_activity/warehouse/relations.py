@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_TEXT_TYPE = re.compile(r"(N?)VARCHAR\((\d+|MAX)\)")
+
 
 @dataclass(frozen=True)
 class Column:
@@ -21,10 +23,18 @@ class Column:
     collation: str | None = None
 
     @property
+    def text_type(self) -> tuple[bool, int] | None:
+        """(is NVARCHAR, length; 0 for MAX) of a (N)VARCHAR column, None for other types."""
+        match = _TEXT_TYPE.fullmatch(self.sql_type)
+        if match is None:
+            return None
+        return match.group(1) == "N", 0 if match.group(2) == "MAX" else int(match.group(2))
+
+    @property
     def max_length(self) -> int | None:
         """Character limit of a (N)VARCHAR(n) column, None for MAX or non-text types."""
-        match = re.fullmatch(r"N?VARCHAR\((\d+)\)", self.sql_type)
-        return int(match.group(1)) if match else None
+        text = self.text_type
+        return text[1] or None if text else None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ None for pyodbc's default binding.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -28,17 +27,6 @@ SQL_WVARCHAR = -9
 
 InputSize = tuple[int, int, int] | None
 
-_TEXT = re.compile(r"(N?)VARCHAR\((\d+|MAX)\)")
-
-
-def _text_type(column: Column) -> tuple[bool, int] | None:
-    """(is NVARCHAR, length; 0 for MAX) of a text column, None for other types."""
-    match = _TEXT.fullmatch(column.sql_type)
-    if match is None:
-        return None
-    length = 0 if match.group(2) == "MAX" else int(match.group(2))
-    return match.group(1) == "N", length
-
 
 @lru_cache(maxsize=1)
 def _columns_by_name() -> dict[str, tuple[bool, int]]:
@@ -49,7 +37,7 @@ def _columns_by_name() -> dict[str, tuple[bool, int]]:
         for column in table.columns:
             seen.setdefault(column.name, set()).add(column.sql_type)
             first.setdefault(column.name, column)
-    found = {name: _text_type(first[name]) for name, types in seen.items() if len(types) == 1}
+    found = {name: first[name].text_type for name, types in seen.items() if len(types) == 1}
     return {name: text for name, text in found.items() if text is not None}
 
 
@@ -94,7 +82,7 @@ def insert_sizes(table: Table | None, columns: Iterable[str]) -> list[InputSize]
     sizes: list[InputSize] = []
     for name in columns:
         column = next((c for c in table.columns if c.name == name), None)
-        text = _text_type(column) if column is not None else None
+        text = column.text_type if column is not None else None
         sizes.append(None if text is None else (SQL_WVARCHAR, text[1], 0))
     return sizes if any(s is not None for s in sizes) else None
 
