@@ -22,7 +22,7 @@ def _argv(args: list[str]) -> list[str]:
     parser.add_argument("--env-file", help="dotenv file to read (default: .env when it exists)")
     parser.add_argument("--verbose", "-v", action="store_true", help="tracebacks on errors")
     parsed = parser.parse_args(args)
-    front = [*(["--env-file", parsed.env_file] if parsed.env_file else [])]
+    front = ["--env-file", parsed.env_file] if parsed.env_file else []
     front += ["--verbose"] if parsed.verbose else []
     return [*front, "load-usage", "--path", parsed.path]
 
