@@ -150,6 +150,16 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
 
 
+def assert_staged_alike(recorder: Recorder, warehouse: DuckDBWarehouse) -> None:
+    """The rows sent to Azure SQL equal those DuckDB staged, in both staging tables."""
+    columns = ", ".join(PRODUCT_USAGE.column_names)
+    duck = warehouse.query(f"SELECT {columns} FROM stg.product_usage ORDER BY src_line_number")
+    assert sorted(recorder.rows[PRODUCT_USAGE.name], key=lambda r: r[7]) == duck
+    q_columns = ", ".join(QUARANTINE.column_names)
+    duck_q = warehouse.query(f"SELECT {q_columns} FROM stg.quarantine ORDER BY src_line_number")
+    assert sorted(recorder.rows[QUARANTINE.name], key=lambda r: r[3]) == duck_q
+
+
 def test_usage_load_statements_batches_and_one_commit(
     azure: AzureSqlWarehouse, recorder: Recorder, store: LocalFolderStore
 ) -> None:
@@ -210,12 +220,7 @@ def test_azure_rows_equal_the_duckdb_rows(
     write_partition(store, DAY, [mixed()])
     load_usage(azure, store, DAY, container=CONTAINER, run_id="run-1", clock=fixed_clock)
     load_usage(warehouse, store, DAY, container=CONTAINER, run_id="run-1", clock=fixed_clock)
-    columns = ", ".join(PRODUCT_USAGE.column_names)
-    duck = warehouse.query(f"SELECT {columns} FROM stg.product_usage ORDER BY src_line_number")
-    assert sorted(recorder.rows[PRODUCT_USAGE.name], key=lambda r: r[7]) == duck
-    q_columns = ", ".join(QUARANTINE.column_names)
-    duck_q = warehouse.query(f"SELECT {q_columns} FROM stg.quarantine ORDER BY src_line_number")
-    assert sorted(recorder.rows[QUARANTINE.name], key=lambda r: r[3]) == duck_q
+    assert_staged_alike(recorder, warehouse)
     first = recorder.rows[PRODUCT_USAGE.name][0]
     assert isinstance(first[0], date) and isinstance(first[9], datetime)
     assert first[9] == LOADED_AT

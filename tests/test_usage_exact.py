@@ -20,9 +20,13 @@ from company_activity.staging.folder import dated_files
 from company_activity.storage.local import LocalFolderStore
 from company_activity.warehouse.azuresql import AzureSqlWarehouse
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
-from company_activity.warehouse.schema import PRODUCT_USAGE, QUARANTINE
 from tests.test_load_usage import CONTAINER, DAY, fixed_clock, outcome, write_partition
-from tests.test_staging_azuresql import Recorder, azure, recorder  # noqa: F401 - fixtures
+from tests.test_staging_azuresql import (  # noqa: F401 - fixtures
+    Recorder,
+    assert_staged_alike,
+    azure,
+    recorder,
+)
 
 FIELD = Path(__file__).parent / "data" / "field_cases"
 USERS_MAX = 2_147_483_647
@@ -194,12 +198,7 @@ def test_azure_path_stages_the_same_rows(
     body = shapes_body() + b"\n" + field_bytes("22_ndjson_number_shapes")
     load_partition(azure, store, body)
     load_usage(warehouse, store, DAY, container=CONTAINER, run_id="run-1", clock=fixed_clock)
-    columns = ", ".join(PRODUCT_USAGE.column_names)
-    duck = warehouse.query(f"SELECT {columns} FROM stg.product_usage ORDER BY src_line_number")
-    assert sorted(recorder.rows[PRODUCT_USAGE.name], key=lambda r: r[7]) == duck
-    q_columns = ", ".join(QUARANTINE.column_names)
-    duck_q = warehouse.query(f"SELECT {q_columns} FROM stg.quarantine ORDER BY src_line_number")
-    assert sorted(recorder.rows[QUARANTINE.name], key=lambda r: r[3]) == duck_q
+    assert_staged_alike(recorder, warehouse)
 
 
 @pytest.mark.parametrize(
