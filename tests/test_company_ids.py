@@ -91,6 +91,17 @@ def reasons(wh: DuckDBWarehouse, source: str) -> dict[int, tuple[str, str | None
         ("c101\u200b", None),  # zero-width space (format, not White_Space)
         ("\ufeffc101", None),  # a stray byte order mark
         ("c\u00ad101", None),  # soft hyphen
+        ("c\u3000101", "c\u3000101"),  # an ideographic space inside is data, like a space
+        ("c101\u2028", "c101"),  # a line separator at an end is White_Space: trimmed
+        ("c\u2028101", None),  # inside, it breaks the line like LF does
+        ("c\u2029101", None),  # paragraph separator
+        ("c101\u180e", None),  # Mongolian vowel separator: format (Cf), no longer a space
+        ("c101\u034f", None),  # combining grapheme joiner: invisible though not Cf
+        ("\u3164c101", None),  # Hangul filler
+        ("c101\ufe0f", None),  # variation selector
+        ("\u0130stanbul", "istanbul"),  # DuckDB's simple lower case mapping of the dotted I
+        ("\uff23101", "\uff43101"),  # fullwidth letters are other letters under NFC
+        ("\u0441101", "\u0441101"),  # a Cyrillic lookalike is another id
     ],
 )
 def test_canonical_ids(raw: str, canonical: str | None) -> None:
@@ -135,6 +146,33 @@ def test_invisible_and_control_characters_are_quarantined(
         4: ("company_id holds a control character (U+0000)", None),
         5: ("company_id holds a control character (U+0007)", None),
     }
+
+
+def test_every_invisible_or_line_breaking_character_inside_an_id_is_quarantined(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # The kind, beyond the cases: line separators inside an id and invisible characters
+    # outside category Cf (Default_Ignorable_Code_Point) used to make phantom companies.
+    lines = [
+        usage_line("c101"),
+        usage_line("c1\u202801"),
+        usage_line("c101\u034f"),
+        usage_line("\u115fc101"),
+        usage_line("c101\ufe0f"),
+        usage_line("c101\u180e"),
+        usage_line("c101\u2028"),  # trimmed at the end: c101
+    ]
+    result = load_usage_lines(warehouse, tmp_path, D1, lines)
+    assert (result.lines_staged, result.lines_rejected) == (2, 5)
+    assert reasons(warehouse, "usage") == {
+        2: ("company_id holds a line break (U+2028)", None),
+        3: ("company_id holds an invisible character (U+034F)", None),
+        4: ("company_id holds an invisible character (U+115F)", None),
+        5: ("company_id holds an invisible character (U+FE0F)", None),
+        6: ("company_id holds an invisible format character (U+180E)", None),
+    }
+    model.merge(warehouse, D1, D1, "merge", RUN_TS)
+    assert companies(warehouse) == ["c101"]
 
 
 def test_crm_with_nul_bytes_adds_no_phantom_companies(

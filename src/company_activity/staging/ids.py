@@ -3,15 +3,18 @@
 Canonical: trimmed of every Unicode space at both ends (the White_Space property: tab, LF, CR,
 no-break space U+00A0, figure space U+2007, narrow no-break space U+202F, ideographic space
 U+3000 and the rest), lower case, then Unicode NFC (so a precomposed and a decomposed accent are
-one id). An id that still holds a control character (Unicode category Cc: NUL, ESC...) or an
-invisible format character (category Cf: zero-width space U+200B, U+FEFF, soft hyphen...) is
-not an id anyone can type or see: staging quarantines it with a reason naming the character.
+one id). An id that still holds a control character (Unicode category Cc: NUL, ESC...), a line
+or paragraph separator (U+2028, U+2029: a line break, like LF), an invisible format character
+(category Cf: zero-width space U+200B, U+FEFF, soft hyphen...) or another invisible one (the
+rest of Default_Ignorable_Code_Point: U+034F, Hangul fillers, variation selectors...) is not an
+id anyone can type or see: staging quarantines it with a reason naming the character.
 
 Every reader uses this definition: the staging rules of both sources (on DuckDB, and for Azure
 SQL in a private DuckDB), and canonical_ids() for the Python checks (validation). Python's own
 str.lower() differs from DuckDB's lower() for a few letters (a final sigma, a dotted capital I),
 so the Python side runs the same SQL rather than a twin.
-Sources: Unicode PropList.txt (White_Space), UAX #15 (NFC), Unicode general categories.
+Sources: Unicode PropList.txt (White_Space), DerivedCoreProperties.txt
+(Default_Ignorable_Code_Point), UAX #15 (NFC), Unicode general categories.
 """
 
 from __future__ import annotations
@@ -39,8 +42,17 @@ WHITE_SPACE = "".join(
     )
 )
 
-#: A character no id may hold once trimmed (RE2 classes: control and format characters).
-_DEFECT = r"[\p{Cc}\p{Cf}]"
+#: Invisible code points outside category Cf: the rest of Unicode's Default_Ignorable_Code_Point
+#: (DerivedCoreProperties.txt): combining grapheme joiner, Hangul fillers, Khmer inherent
+#: vowels, Mongolian and other variation selectors, and the reserved ignorable ranges.
+_IGNORABLE = (
+    r"\x{034F}\x{115F}-\x{1160}\x{17B4}-\x{17B5}\x{180B}-\x{180F}\x{2065}\x{3164}"
+    r"\x{FE00}-\x{FE0F}\x{FFA0}\x{FFF0}-\x{FFF8}\x{E0000}-\x{E0FFF}"
+)
+#: A character no id may hold once trimmed (RE2 classes): a control character (Cc), a line or
+#: paragraph separator (Zl, Zp: U+2028 inside an id breaks a line like LF does), a format
+#: character (Cf) or another default-ignorable, invisible one.
+_DEFECT = rf"[\p{{Cc}}\p{{Zl}}\p{{Zp}}\p{{Cf}}{_IGNORABLE}]"
 
 
 def trimmed_sql(expr: str) -> str:
@@ -69,7 +81,10 @@ def defect_reason_sql(canonical: str, field: str = "company_id") -> str:
     char = f"regexp_extract({canonical}, '{_DEFECT}')"
     return (
         f"'{field} holds ' || CASE WHEN regexp_matches({char}, '\\p{{Cc}}') "
-        "THEN 'a control character' ELSE 'an invisible format character' END "
+        "THEN 'a control character' "
+        f"WHEN regexp_matches({char}, '[\\p{{Zl}}\\p{{Zp}}]') THEN 'a line break' "
+        f"WHEN regexp_matches({char}, '\\p{{Cf}}') THEN 'an invisible format character' "
+        "ELSE 'an invisible character' END "
         f"|| printf(' (U+%04X)', unicode({char}))"
     )
 
