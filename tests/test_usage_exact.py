@@ -156,6 +156,21 @@ SHAPES: list[tuple[str, Any]] = [
         "{" + _ROW.format(users="-5.0", events="1") + "}",
         "active_users must not be negative, got -5.0",
     ),
+    # A negative value is named as negative whatever its size, on both parsing paths.
+    (
+        "{" + _ROW.format(users="1", events="-123456789012345678901234567890") + "}",
+        "events must not be negative, got -123456789012345678901234567890",
+    ),
+    (
+        "{" + _ROW.format(users="1", events="-9223372036854775809") + "}",
+        "events must not be negative, got -9223372036854775809",
+    ),
+    (
+        "{" + _ROW.format(users="-1e30", events="1") + "}",
+        "active_users must not be negative, got -1e30",
+    ),
+    ("{" + _ROW.format(users="100.000", events="1E2") + "}", ("c1", 100, 100)),
+    ("{" + _ROW.format(users="true", events="1") + "}", "active_users must be an integer, got true"),
     # A string is read as written: digits only.
     (
         "{" + _ROW.format(users='"12.0"', events="1") + "}",
@@ -169,6 +184,13 @@ SHAPES: list[tuple[str, Any]] = [
     ("{" + _ROW.format(users="1", events="1") + ',"ts":null,"ts":null}', 'duplicate key "ts"'),
     ("{" + _ROW.format(users="1", events="1") + ',"plan":"a","plan":"b"}', 'duplicate key "plan"'),
     ("{" + _ROW.format(users="1", events="1") + ',"meta":{"x":1,"x":2}}', 'duplicate key "x"'),
+    # The same key spelt with an escape is the same key.
+    (
+        '{"company_id":"c1","\\u0063ompany_id":"c2","active_users":1,"events":1}',
+        'duplicate key "company_id"',
+    ),
+    ("{" + _ROW.format(users="1", events="1") + ',"m":{"a":1,"\\u0061":2}}', 'duplicate key "a"'),
+    ("{" + _ROW.format(users="1", events="1") + ',"m":[{"n":{"b":1,"b":2}}]}', 'duplicate key "b"'),
     ("{" + _ROW.format(users="1", events="1") + ',"tags":[{"k":1},{"k":2}]}', ("c1", 1, 1)),
     ("{" + _ROW.format(users="1", events="1") + ',"plan":"pro"}', ("c1", 1, 1)),
     # A trailing comma is strict JSON's to refuse, whatever else the line holds.

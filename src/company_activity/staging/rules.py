@@ -87,15 +87,17 @@ def _integer_ok(measure: Measure, text: str, value: str) -> str:
 
 def _integer_rules(measure: Measure, sent: str, digits: str, value: str) -> str:
     """WHEN branches naming what is wrong with a measure: `sent` is the value as the line
-    wrote it (quoted in reasons), `digits` its integer digits when it is integral."""
+    wrote it (quoted in reasons), `digits` its integer digits when it is integral. A negative
+    value is named as such whatever its size (-10^30 is not "out of range (at most ...)")."""
     name, top = measure.name, measure.maximum
     return f"""
             WHEN {sent} IS NULL THEN '{name} is missing'
             WHEN NOT regexp_full_match({digits}, '-?[0-9]+')
                 THEN '{name} must be an integer, got ' || {quoted_sql(sent)}
+            WHEN regexp_full_match({digits}, '-0*[1-9][0-9]*')
+                THEN '{name} must not be negative, got ' || {quoted_sql(sent)}
             WHEN {value} IS NULL OR {value} > {top}
-                THEN '{name} is out of range (at most {top}), got ' || {quoted_sql(sent)}
-            WHEN {value} < 0 THEN '{name} must not be negative, got ' || {quoted_sql(sent)}"""
+                THEN '{name} is out of range (at most {top}), got ' || {quoted_sql(sent)}"""
 
 
 # json_transform to VARCHAR unquotes strings and writes other values as JSON text, so one
