@@ -170,7 +170,10 @@ SHAPES: list[tuple[str, Any]] = [
         "active_users must not be negative, got -1e30",
     ),
     ("{" + _ROW.format(users="100.000", events="1E2") + "}", ("c1", 100, 100)),
-    ("{" + _ROW.format(users="true", events="1") + "}", "active_users must be an integer, got true"),
+    (
+        "{" + _ROW.format(users="true", events="1") + "}",
+        "active_users must be an integer, got true",
+    ),
     # A string is read as written: digits only.
     (
         "{" + _ROW.format(users='"12.0"', events="1") + "}",
