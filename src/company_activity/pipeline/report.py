@@ -7,9 +7,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from company_activity.dates import as_date, date_range
 from company_activity.warehouse.base import Warehouse
 
 TOP_AT_RISK = 10
+_MISSING_SHOWN = 5  # unmerged dates a warning names
 LAYERS_NOTE = "the range's dates (dim.companies: first seen by the end)"
 _IN_RANGE = "BETWEEN CAST(@start_date AS DATE) AND CAST(@end_date AS DATE)"
 # Each layer's rows for the range, by the date each row belongs to; the dimension has one row
@@ -41,6 +43,24 @@ class Report:
     days: list[DaySummary]
     flags: dict[str, int]
     at_risk: list[dict[str, Any]]
+    rejected: int = 0  # quarantined input rows of every date in the range, merged or not
+    unmerged: tuple[date, ...] = ()  # the range's dates without analytics rows
+
+    def warning(self) -> str | None:
+        """What the figures leave out: the range's dates that have no analytics rows."""
+        if not self.unmerged:
+            return None
+        total = (self.end - self.start).days + 1
+        if len(self.unmerged) == total:
+            what = "no date in the range has analytics rows"
+        else:
+            shown = ", ".join(str(day) for day in self.unmerged[:_MISSING_SHOWN])
+            more = ", ..." if len(self.unmerged) > _MISSING_SHOWN else ""
+            what = f"{len(self.unmerged)} of {total} dates have no analytics rows ({shown}{more})"
+        return (
+            f"Warning: {what}; they are not loaded and merged yet "
+            "(`company-activity status`, docs/runbook.md)"
+        )
 
 
 def build_report(wh: Warehouse, start: date, end: date) -> Report:
@@ -102,7 +122,18 @@ def build_report(wh: Warehouse, start: date, end: date) -> Report:
         " ORDER BY a.engagement_score, a.company_id",
         {"end_date": end},
     )
-    return Report(start, end, layers, days, dict(sorted(flags.items())), at_risk)
+    merged = {as_date(d.day) for d in days}
+    unmerged = tuple(day for day in date_range(start, end) if day not in merged)
+    return Report(
+        start,
+        end,
+        layers,
+        days,
+        dict(sorted(flags.items())),
+        at_risk,
+        sum(int(count) for count in rejects.values()),
+        unmerged,
+    )
 
 
 def render_text(report: Report) -> str:
@@ -110,11 +141,13 @@ def render_text(report: Report) -> str:
     lines = [
         f"Company activity {report.start} .. {report.end}",
         "",
-        f"Rows per layer, {LAYERS_NOTE}:",
     ]
+    warning = report.warning()
+    if warning:
+        lines += [warning, ""]
+    lines += [f"Rows per layer, {LAYERS_NOTE}:"]
     lines += [f"  {name:<36} {count:>10,}" for name, count in report.layers.items()]
-    total_rejects = sum(d.rejects for d in report.days)
-    lines += ["", f"Rejected input rows in the range: {total_rejects:,} (see stg.quarantine)"]
+    lines += ["", f"Rejected input rows in the range: {report.rejected:,} (see stg.quarantine)"]
     lines += ["", "Data-quality flags (company-days):"]
     lines += [f"  {flag:<28} {count:>10,}" for flag, count in report.flags.items()]
     if report.days:
@@ -189,6 +222,7 @@ def write_markdown(report: Report, folder: Path) -> Path:
             "",
             "![active companies, churn risk and rejects](activity.png)",
             "",
+            *([f"**{report.warning()}**", ""] if report.unmerged else []),
             "## Rows per layer",
             "",
             f"Rows of {LAYERS_NOTE}.",
