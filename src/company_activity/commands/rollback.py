@@ -5,7 +5,8 @@
 
 Deletes the date's analytics rows (with --staging its staging rows too), records the
 rollback in ops.rollbacks, and marks the date as not completed, so the next
-`company-activity run` runs it again (docs/rollback.md).
+`company-activity run` runs it again (docs/rollback.md). A date that no load, run or row
+names is refused (exit 2): it is most likely mistyped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import iso_date
-from company_activity.model.rollback import rollback
+from company_activity.model.rollback import check_date_has_history, rollback
 
 if TYPE_CHECKING:
     from company_activity.cli import Context
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
+        check_date_has_history(wh, args.date)
         result = rollback(wh, args.date, ctx.run_id, ctx.started_at, staging=args.staging)
     print(result.summary())
     return 0

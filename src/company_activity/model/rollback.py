@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from company_activity.errors import DataError
 from company_activity.model.rewind import rewind_dimension
 from company_activity.warehouse.base import Warehouse
 
@@ -45,6 +46,35 @@ _RETRACT = (
     f"(SELECT company_id FROM dim.companies WHERE {_UNNAMED})",
     f"DELETE FROM dim.companies WHERE {_UNNAMED}",
 )
+
+
+# Anything a date ever had: rows of its own, or a load or pipeline run of it.
+_TRACES = (
+    "analytics.company_activity_metrics WHERE activity_date",
+    "stg.product_usage WHERE file_date",
+    "stg.quarantine WHERE file_date",
+    "stg.crm_companies WHERE snapshot_date",
+    "ops.load_audits WHERE file_date",
+    "ops.step_runs WHERE run_date",
+)
+_HAS_TRACES = (
+    "SELECT CASE WHEN "
+    + " OR ".join(f"EXISTS (SELECT 1 FROM {t} = CAST(@run_date AS DATE))" for t in _TRACES)
+    + " THEN 1 ELSE 0 END"
+)
+
+
+def check_date_has_history(wh: Warehouse, day: date) -> None:
+    """Raise DataError when the date has nothing a rollback could undo.
+
+    A date no load, run or row ever named is almost surely a mistyped one: rolling it back
+    would report success, record a rollback and leave the intended date as it was.
+    """
+    if not int(wh.scalar(_HAS_TRACES, {"run_date": day}) or 0):
+        raise DataError(
+            f"nothing to roll back on {day}: no analytics or staging rows, loads or runs name "
+            "that date; check the date"
+        )
 
 
 @dataclass(frozen=True)
