@@ -55,3 +55,32 @@ def test_rollback_of_a_loaded_date_still_works_and_reruns(home: Path) -> None:
     assert main(["rollback", "--date", DAY, "--staging"]) == 0
     assert main(["rollback", "--date", DAY, "--staging"]) == 0  # idempotent: its loads remain
     assert sorted(int(str(row[1])) for row in rollbacks(home)) == [0, 3]
+
+
+def test_plain_rollback_of_a_stray_date_says_it_still_counts(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = "2099-12-31"
+    assert main(["run", "--mock", "--companies", "3", "--date", stray, "--allow-future"]) == 0
+    capsys.readouterr()
+    assert main(["rollback", "--date", stray]) == 0
+    out = capsys.readouterr().out
+    # the re-run it names is one the CLI accepts, and the way to undo the date whole is given
+    assert f"`company-activity run --date {stray} --allow-future` rebuilds it" in out
+    assert "its loads still count" in out
+    assert f"`company-activity rollback --date {stray} --staging`" in out
+    assert main(["rollback", "--date", stray, "--staging"]) == 0
+    assert "its loads still count" not in capsys.readouterr().out
+
+
+def test_a_report_folder_that_cannot_be_written_is_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = home / "taken"
+    taken.write_text("a file, not a folder\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["report", "--start", DAY, "--end", DAY, "--out", str(taken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: cannot write the report in {taken}: ")
+    assert err.endswith("pass --out a folder you can write")
+    assert "Errno" not in err and len(err.splitlines()) == 1

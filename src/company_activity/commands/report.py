@@ -44,7 +44,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise ConfigError(f"--end {args.end} is before --start {args.start}")
     with ctx.warehouse(read_only=True) as wh:
         report = build_report(wh, args.start, args.end)
-    path = write_markdown(report, args.out)  # first: a reader that stops early (| head) keeps it
+    try:  # first: a reader that stops early (| head) keeps it
+        path = write_markdown(report, args.out)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the report in {args.out}: {exc.strerror or exc}; "
+            "pass --out a folder you can write"
+        ) from None
     print(render_text(report))
     print(f"\nReport: {path} (chart: {path.parent / 'activity.png'})")
     return 0

@@ -41,5 +41,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.warehouse() as wh:
         check_date_has_history(wh, args.date)
         result = rollback(wh, args.date, ctx.run_id, ctx.started_at, staging=args.staging)
-    print(result.summary())
+    # the CLI's own clock (the run's start), never the model's
+    print(result.summary(after_today=args.date > ctx.started_at.date()))
     return 0

@@ -88,7 +88,10 @@ class RollbackResult:
     companies_retracted: int = 0
     retracted_analytics_rows: int = 0
 
-    def summary(self) -> str:
+    def summary(self, after_today: bool = False) -> str:
+        """One line: what was removed and how to rebuild the date. `after_today`: the date
+        is after today (UTC), so its re-run needs --allow-future and a plain rollback leaves
+        its loads in effect (docs/runbook.md, "Undo a stray date")."""
         text = f"rolled back {self.day}: {self.analytics_rows_deleted} analytics row(s) deleted"
         if self.staging:
             text += f", {self.staging_rows_deleted} staging row(s) deleted"
@@ -98,10 +101,17 @@ class RollbackResult:
                 f"with their {self.retracted_analytics_rows} analytics row(s)"
             )
         # The run log counts the date as pending from now on: a run rebuilds and records it.
-        return (
-            f"{text}; the date is pending again: `company-activity run --date {self.day}` "
-            "rebuilds it (docs/rollback.md)"
+        rerun = f"company-activity run --date {self.day}" + (
+            " --allow-future" if after_today else ""
         )
+        text += f"; the date is pending again: `{rerun}` rebuilds it (docs/rollback.md)"
+        if after_today and not self.staging:
+            text += (
+                f". {self.day} is after today: its loads still count and the merges still build "
+                "their grid to it; to undo a stray date whole, "
+                f"`company-activity rollback --date {self.day} --staging` (docs/runbook.md)"
+            )
+        return text
 
 
 def rollback(
