@@ -1,9 +1,10 @@
 """Read a CRM CSV export as Arrow batches of records, each with its raw text and line number.
 
 Accepted: the encodings, delimiters and header names of csvformat.py, RFC 4180 quoting
-(delimiters, quotes and newlines inside quoted fields), LF or CRLF line endings (or CR alone
-in a file without any LF), a space after a delimiter,
-and extra columns (ignored, but kept in the raw text). Blank lines are skipped. A record may
+(delimiters, quotes and newlines inside quoted fields), LF or CRLF line endings (or CR alone,
+in a file without any LF or mixed with them), a space after a delimiter,
+and extra columns (ignored, but kept in the raw text). Blank lines are skipped; a record that
+repeats the header is rejected (Header.repeated_by). A record may
 have fewer fields than the header (the rules read the missing ones as blank).
 
 Python's csv module pulls physical lines one at a time, so the lines it consumed for a record
@@ -25,7 +26,6 @@ import contextlib
 import csv
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import IO
 
 import pyarrow as pa
@@ -36,6 +36,7 @@ from company_activity.errors import DataError
 from company_activity.staging.csvformat import (
     DEFAULT_NAMES,
     CrmFormat,
+    Header,
     PhysicalLine,
     detect_delimiter,
     detect_encoding,
@@ -58,15 +59,6 @@ BATCH_SCHEMA = pa.schema(
 )
 
 _CHUNK_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Header:
-    """Where each column sits (optional ones when present), and how many fields it has."""
-
-    positions: dict[str, int]
-    width: int
-    line: int
 
 
 Record = tuple[int, str, list[str] | None, str | None]
@@ -198,7 +190,7 @@ def read_header(
             f"The export needs the columns {', '.join(CRM_REQUIRED_COLUMNS)} (or name for "
             "company_name), in any order; CRM_COLUMN_MAP maps other names to these."
         )
-    return Header(positions, len(fields), number)
+    return Header(positions, len(fields), number, tuple(f.strip().lower() for f in fields))
 
 
 def record_batches(
@@ -333,12 +325,25 @@ def _plain_batches(
             [
                 numbers.slice(start, BATCH_RECORDS),
                 part,
-                pa.nulls(len(part), pa.string()),
+                _repeated_headers(part, columns[COLUMNS.index("company_id")], header, delimiter),
                 widths,
                 *columns,
             ],
             schema=BATCH_SCHEMA,
         )
+
+
+def _repeated_headers(lines: pa.Array, ids: pa.Array, header: Header, delimiter: str) -> pa.Array:
+    """pre_reason for a plain batch: Header.repeated_by for the few lines whose id field is
+    the header's own name for it, NULL for all others."""
+    name = header.names[header.positions["company_id"]]
+    maybe = pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(ids)), name).fill_null(False)
+    if not pc.any(maybe).as_py():
+        return pa.nulls(len(lines), pa.string())
+    reasons: list[str | None] = [None] * len(lines)
+    for index in pc.indices_nonzero(maybe).to_pylist():
+        reasons[index] = header.repeated_by(lines[index].as_py().split(delimiter))
+    return pa.array(reasons, pa.string())
 
 
 # The position of a column the header lacks: past every record's end, so it reads as NULL.
@@ -355,7 +360,7 @@ def _batches(records: Iterator[Record], header: Header) -> Iterator[pa.Table]:
     for number, raw, fields, reason in records:
         numbers(number)
         raws(raw)
-        reasons(reason)
+        reasons(header.repeated_by(fields) if fields is not None and reason is None else reason)
         if fields is None:
             widths(0)
             for append, _position in values:

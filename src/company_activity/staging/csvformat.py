@@ -33,6 +33,9 @@ from company_activity.settings import Settings
 #: Header names that give our columns without any setting.
 DEFAULT_NAMES: dict[str, str] = {**{c: c for c in CRM_COLUMNS}, "name": "company_name"}
 
+#: How a record that repeats the header is rejected (the reason names the header's line).
+REPEATED_HEADER = "a repeated header row"
+
 #: Delimiters detected from the header line, in the order that breaks ties.
 DETECTED_DELIMITERS = (",", ";", "\t", "|")
 
@@ -42,6 +45,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 _QUOTED = re.compile(r'"[^"]*"')
+_BARE_CR = re.compile(r"(?<=\r)(?!\n)(?=.)", re.DOTALL)  # just after a CR that no LF follows
 _SEP_LINE = re.compile(r'sep=([^"\r\n])\r?\n?')
 
 
@@ -66,6 +70,28 @@ class CrmFormat:
     def names(self) -> dict[str, str]:
         """Header name (stripped, lower case) -> our column."""
         return {**DEFAULT_NAMES, **self.column_map}
+
+
+@dataclass(frozen=True)
+class Header:
+    """Where each column sits (optional ones when present), and how many fields it has."""
+
+    positions: dict[str, int]
+    width: int
+    line: int
+    names: tuple[str, ...] = ()  # its fields, stripped and in lower case
+
+    def repeated_by(self, fields: list[str]) -> str | None:
+        """The reason for a record that repeats the header (two exports pasted together, a
+        spreadsheet's repeated title row): its fields are names, not a company."""
+        at = self.positions["company_id"]
+        if (
+            len(fields) != self.width
+            or fields[at].strip().lower() != self.names[at]  # cheap, and rarely equal
+            or [f.strip().lower() for f in fields] != list(self.names)
+        ):
+            return None
+        return f"{REPEATED_HEADER} (the names of line {self.line})"
 
 
 class PhysicalLine(NamedTuple):
@@ -96,7 +122,8 @@ def physical_lines(data: bytes, codec: str, offset: int = 0) -> Iterator[Physica
     """The lines of `data` (a file's bytes after `offset` bytes of BOM), each with its LF.
 
     UTF-16 lines end at an LF code unit; the others (UTF-8 and the single-byte encodings,
-    which keep ASCII) at an LF byte.
+    which keep ASCII) at an LF byte. In a line that decodes cleanly, a CR that no LF follows
+    ends a line too.
     """
     newline = "\n".encode(codec)
     unit = len(newline)
@@ -116,6 +143,13 @@ def physical_lines(data: bytes, codec: str, offset: int = 0) -> Iterator[Physica
                 f"not valid {encoding_label(codec)}: byte 0x{raw[exc.start]:02X} at byte offset "
                 f"{offset + start + exc.start} (line {number})"
             )
+        if bad is None and "\r" in text and _BARE_CR.search(text):
+            # A CR alone ends a line too (a file edited on two systems mixes endings); inside
+            # quotes the csv module keeps it in the value, as it does an LF.
+            *parts, text = _BARE_CR.split(text)
+            for part in parts:
+                yield PhysicalLine(number, part, None)
+                number += 1
         yield PhysicalLine(number, text, bad)
         start = stop
 

@@ -14,6 +14,7 @@ the same rules with its verdicts joined (usage_check_sql(exact=True)).
 
 from __future__ import annotations
 
+from company_activity.staging.csvformat import REPEATED_HEADER
 from company_activity.staging.exactjson import EXACT_SCHEMA, LENIENT_JSON, MEASURES
 from company_activity.staging.ids import (
     WHITE_SPACE,
@@ -358,7 +359,14 @@ SELECT
     CASE WHEN contact_unreadable THEN {quoted_sql("contact_text")} END AS issue_value,
     CASE WHEN contact_unreadable THEN 'not an {expected}' END AS issue_reason,
     reason,
-    CASE WHEN {_ID_OK} THEN id_canonical END AS q_company_id
+    -- No id for a repeated header (not a company) or a record with undecodable bytes (U+FFFD
+    -- stands in for them, so the id may not be the company's): the model would flag a
+    -- company that does not exist.
+    CASE
+        WHEN {_ID_OK} AND NOT contains(id_canonical, chr(65533))
+            AND NOT coalesce(starts_with(pre_reason, '{REPEATED_HEADER}'), FALSE)
+            THEN id_canonical
+    END AS q_company_id
 FROM reasoned
 """
 

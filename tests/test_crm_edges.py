@@ -1,0 +1,100 @@
+"""CRM exports of the kinds issue 15 names, in shapes its field cases did not: each through
+the real loader into a real DuckDB file, with rows, fields and reasons asserted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
+from tests.test_crm_field_cases import HEADER, load, rejected, staged
+
+
+def test_a_cr_alone_ends_a_line_in_a_file_that_also_has_lf_endings(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # A file edited on two systems: CRLF, LF and CR-alone endings mixed. A CR outside quotes
+    # ends the record (as spreadsheets read it); today the two records around it were one
+    # "malformed CSV" reject and the second company never reached staging.
+    content = (
+        f"{HEADER}\r\n"
+        "c1,Alpha,US,saas,2025-11-20\r"
+        "c2,Beta,DE,retail,\n"
+        'c3,"Gamma\rDelta",FR,food,\r\n'
+        "c4,Epsilon,GB,x,2025-11-21\r"
+    )
+    result = load(warehouse, tmp_path, content.encode())
+    assert (result.lines_read, result.lines_staged, result.lines_rejected) == (4, 4, 0)
+    rows = staged(warehouse)
+    assert {line: r["company_id"] for line, r in rows.items()} == {
+        2: "c1",
+        3: "c2",
+        4: "c3",
+        6: "c4",
+    }
+    assert rows[2]["raw_line"] == "c1,Alpha,US,saas,2025-11-20"
+    assert rows[4]["company_name"] == "Gamma\rDelta"  # inside quotes a CR is data
+    assert rows[6]["raw_line"] == "c4,Epsilon,GB,x,2025-11-21"
+    assert rejected(warehouse) == {}
+
+
+def test_a_cr_alone_in_a_utf16_file_with_lf_endings(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    content = f"{HEADER}\r\nc1,Alpha,US,saas,\rc2,Beta,DE,retail,\r\n"
+    result = load(warehouse, tmp_path, b"\xff\xfe" + content.encode("utf-16-le"))
+    assert (result.lines_read, result.lines_staged, result.lines_rejected) == (2, 2, 0)
+    assert [r["company_id"] for r in staged(warehouse).values()] == ["c1", "c2"]
+
+
+@pytest.mark.parametrize(
+    "repeat",
+    [
+        HEADER,  # two exports pasted together: a plain file (Arrow's path)
+        '"Company_ID","Company_Name","Country","Industry_Tag","Last_Contact_At"',  # quoted
+    ],
+)
+def test_a_repeated_header_row_is_not_a_company(
+    repeat: str, warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # Today the second header was staged as a company "company_id" named "company_name" in
+    # country "country", and reached the dimension.
+    content = f"{HEADER}\nc1,Alpha,US,saas,\n{repeat}\nc2,Beta,DE,retail,\n"
+    result = load(warehouse, tmp_path, content.encode())
+    assert (result.lines_read, result.lines_staged, result.lines_rejected) == (3, 2, 1)
+    assert [r["company_id"] for r in staged(warehouse).values()] == ["c1", "c2"]
+    assert rejected(warehouse) == {3: "a repeated header row (the names of line 1)"}
+
+
+def test_a_company_whose_id_is_the_header_name_still_loads(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    content = f"{HEADER}\ncompany_id,Literally Named Inc,US,saas,\n"
+    result = load(warehouse, tmp_path, content.encode())
+    assert (result.lines_staged, result.lines_rejected) == (1, 0)
+
+
+def test_a_reject_names_no_company_it_cannot_know(
+    warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # The model flags (company, date) pairs by stg.quarantine.company_id: an id read through a
+    # replacement character (today "c\ufffd1") or a repeated header ("company_id") would flag a
+    # company that does not exist. A bad byte elsewhere leaves the id known.
+    content = (
+        f"{HEADER}\n".encode()
+        + b"c\xe91,Caf\xe9,FR,food,\n"
+        + b"c2,Bad\xff name,DE,x,\n"
+        + f"{HEADER}\n".encode()
+        + b"c3,Gamma,US,saas,\n"
+    )
+    result = load(warehouse, tmp_path, content)
+    assert (result.lines_staged, result.lines_rejected) == (1, 3)
+    ids: dict[int, str | None] = dict(
+        warehouse.query(
+            "SELECT src_line_number, company_id FROM stg.quarantine WHERE source = 'crm'"
+        )
+    )
+    assert ids == {2: None, 3: "c2", 4: None}
+    assert rejected(warehouse)[2] == "not valid UTF-8: byte 0xE9 at byte offset 62 (line 2)"
