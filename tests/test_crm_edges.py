@@ -4,10 +4,12 @@ the real loader into a real DuckDB file, with rows, fields and reasons asserted.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from company_activity.staging import CrmFormat
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.test_crm_field_cases import HEADER, load, rejected, staged
 
@@ -98,3 +100,32 @@ def test_a_reject_names_no_company_it_cannot_know(
     )
     assert ids == {2: None, 3: "c2", 4: None}
     assert rejected(warehouse)[2] == "not valid UTF-8: byte 0xE9 at byte offset 62 (line 2)"
+
+
+@pytest.mark.parametrize(
+    ("formats", "two_digits"),
+    [
+        (("%d/%m/%Y",), None),  # unreadable: NULL and recorded, never the year 25
+        (("%d/%m/%Y", "%d/%m/%y"), datetime(2025, 11, 20)),  # the next format reads it
+    ],
+)
+def test_a_two_digit_year_is_never_read_as_the_first_century(
+    formats: tuple[str, ...],
+    two_digits: datetime | None,
+    warehouse: DuckDBWarehouse,
+    tmp_path: Path,
+) -> None:
+    # DuckDB's %Y reads "25" as the year 25 (Python's strptime needs four digits): today a
+    # spreadsheet's "20/11/25" was staged as 0025-11-20 with no issue recorded.
+    content = f"{HEADER}\nc1,A,US,s,20/11/25\nc2,B,DE,x,20/11/2025\nc3,C,FR,y,1/2/2025\n"
+    result = load(warehouse, tmp_path, content.encode(), CrmFormat(date_formats=formats))
+    rows = staged(warehouse)
+    assert result.lines_staged == 3
+    assert rows[2]["last_contact_at"] == two_digits
+    assert rows[3]["last_contact_at"] == datetime(2025, 11, 20)
+    assert rows[4]["last_contact_at"] == datetime(2025, 2, 1)
+    if two_digits is None:
+        assert (rows[2]["issue_field"], rows[2]["issue_value"]) == ("last_contact_at", "20/11/25")
+        assert result.fields_nulled == 1
+    else:
+        assert result.fields_nulled == 0

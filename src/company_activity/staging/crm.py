@@ -40,7 +40,7 @@ def crm_target(fmt: CrmFormat) -> Target:
         CRM_COMPANIES,
         "snapshot_date",
         "raw_line",
-        crm_check_sql(bool(fmt.date_formats)),
+        crm_check_sql(fmt.date_formats),
         issue_column="issue_field",
     )
 
@@ -124,7 +124,7 @@ def load_crm(
                 **params,
                 "src_file_name": name,
                 "header_fields": header.width,
-                "date_formats": list(fmt.date_formats),
+                **{f"date_format_{i}": f for i, f in enumerate(fmt.date_formats)},
             }
             for batch in batches:
                 writer.write(batch, file_params)

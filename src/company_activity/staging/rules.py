@@ -14,6 +14,9 @@ the same rules with its verdicts joined (usage_check_sql(exact=True)).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from company_activity.staging.csvformat import REPEATED_HEADER
 from company_activity.staging.exactjson import EXACT_SCHEMA, LENIENT_JSON, MEASURES
 from company_activity.staging.ids import (
@@ -275,17 +278,24 @@ def _attribute(field: str) -> str:
     return f"NULLIF({trimmed_sql(field)}, '')"
 
 
-def _date_value(text: str, date_formats: bool) -> str:
-    """ISO-8601 first, then (when the load lists any) the CRM_DATE_FORMATS bound as
-    $date_formats; NULL when neither reads the text."""
+def _date_value(text: str, four_digit_years: tuple[bool, ...]) -> str:
+    """ISO-8601 first, then the CRM_DATE_FORMATS in order, bound as $date_format_0, ...;
+    NULL when none reads the text.
+
+    `four_digit_years` says which formats use %Y. DuckDB's %Y also reads a year of one to three
+    digits where Python's needs four, so `20/11/25` under `%d/%m/%Y` would be the year 25: such
+    a reading counts only from the year 1000, and the next format is tried.
+    """
     iso = timestamp_sql(text)
-    if not date_formats:
-        return iso
-    return f"COALESCE({iso}, try_strptime({text}, $date_formats))"
+    tries = []
+    for index, four_digits in enumerate(four_digit_years):
+        read = f"try_strptime({text}, $date_format_{index})"
+        tries.append(f"CASE WHEN year({read}) >= 1000 THEN {read} END" if four_digits else read)
+    return f"COALESCE({iso}, {', '.join(tries)})" if tries else iso
 
 
-def crm_check_sql(date_formats: bool = False) -> str:
-    """The CRM rules; with `date_formats` dates may also match the bound $date_formats.
+def crm_check_sql(date_formats: Sequence[str] = ()) -> str:
+    """The CRM rules; dates may also match `date_formats` (bound as $date_format_0, ...).
 
     A record with fewer fields than the header is read with the missing trailing fields
     blank (spreadsheets drop empty trailing cells); one with more is rejected. An unreadable
@@ -293,7 +303,8 @@ def crm_check_sql(date_formats: bool = False) -> str:
     issue_* columns name the field, its value and why. A file_date column, when the export
     has one, must hold the snapshot date.
     """
-    expected = "ISO-8601 date or timestamp" + (" or a CRM_DATE_FORMATS date" * date_formats)
+    expected = "ISO-8601 date or timestamp" + (" or a CRM_DATE_FORMATS date" * bool(date_formats))
+    years = tuple("Y" in re.findall(r"%(.)", fmt) for fmt in date_formats)
     return f"""
 WITH fields AS (
     SELECT
@@ -310,8 +321,8 @@ WITH fields AS (
 checked AS (
     SELECT
         *,
-        {_date_value("contact_text", date_formats)} AS contact_value,
-        CAST({_date_value("file_date_text", date_formats)} AS DATE) AS file_date_value
+        {_date_value("contact_text", years)} AS contact_value,
+        CAST({_date_value("file_date_text", years)} AS DATE) AS file_date_value
     FROM fields
 ),
 
