@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from company_activity.errors import DataError
 from company_activity.staging import CrmFormat
 from company_activity.warehouse.duckdb_engine import DuckDBWarehouse
 from tests.test_crm_field_cases import HEADER, load, rejected, staged
@@ -129,3 +130,15 @@ def test_a_two_digit_year_is_never_read_as_the_first_century(
         assert result.fields_nulled == 1
     else:
         assert result.fields_nulled == 0
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_its_bom_fails_saying_so(
+    codec: str, warehouse: DuckDBWarehouse, tmp_path: Path
+) -> None:
+    # Read as UTF-8 the header is full of NULs; today the message blamed a newline
+    # ("do you need to open the file in universal-newline mode?") or missing columns.
+    content = f"{HEADER}\r\nc1,Alpha,US,saas,\r\n".encode(codec)
+    with pytest.raises(DataError, match="UTF-16 without its byte order mark") as caught:
+        load(warehouse, tmp_path, content)
+    assert "\n" not in str(caught.value) and "\x00" not in str(caught.value)

@@ -166,6 +166,12 @@ def read_header(
             f"CRM file {where} is empty: it has no header row. Export the snapshot again."
         )
     number, raw, fields, reason = first
+    if "\x00" in raw:  # every other byte of an ASCII header read as UTF-8
+        raise DataError(
+            f"CRM file {where}: its header holds NUL characters, as UTF-16 without its byte "
+            "order mark does. Export it again as UTF-8 (with or without a BOM) or UTF-16 with "
+            "its BOM."
+        )
     if fields is None or reason:
         raise DataError(f"CRM file {where}: the header on line {number} cannot be read ({reason}).")
     positions: dict[str, int] = {}
@@ -325,7 +331,7 @@ def _plain_batches(
             [
                 numbers.slice(start, BATCH_RECORDS),
                 part,
-                _repeated_headers(part, columns[COLUMNS.index("company_id")], header, delimiter),
+                _repeated_headers(part, columns[_ID_INDEX], header, delimiter),
                 widths,
                 *columns,
             ],
@@ -345,6 +351,8 @@ def _repeated_headers(lines: pa.Array, ids: pa.Array, header: Header, delimiter:
         reasons[index] = header.repeated_by(lines[index].as_py().split(delimiter))
     return pa.array(reasons, pa.string())
 
+
+_ID_INDEX = CRM_COLUMNS.index("company_id")  # company_id's place among the record's columns
 
 # The position of a column the header lacks: past every record's end, so it reads as NULL.
 _ABSENT = 1 << 62
