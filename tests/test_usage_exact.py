@@ -174,6 +174,15 @@ SHAPES: list[tuple[str, Any]] = [
         "{" + _ROW.format(users="true", events="1") + "}",
         "active_users must be an integer, got true",
     ),
+    # A quoted value shows its invisible characters: it would read as valid otherwise.
+    (
+        "{" + _ROW.format(users='"12\\u200b"', events="1") + "}",
+        "active_users must be an integer, got 12<U+200B>",
+    ),
+    (
+        "{" + _ROW.format(users="1", events="1") + f',"date":"{DAY}\\u0000"}}',
+        f"date must be a YYYY-MM-DD string, got {DAY}<U+0000>",
+    ),
     # A string is read as written: digits only.
     (
         "{" + _ROW.format(users='"12.0"', events="1") + "}",

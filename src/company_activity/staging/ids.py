@@ -76,6 +76,18 @@ def defect_sql(canonical: str) -> str:
     return f"regexp_matches({canonical}, '{_DEFECT}')"
 
 
+def visible_sql(expr: str) -> str:
+    """`expr` with every character defect_sql flags written as <U+XXXX>, for a reason that
+    quotes a value: `got 2026-11-05<U+0000>`, not a value that reads as valid. Values without
+    such a character (nearly all) are returned as they are, without the per-character walk."""
+    marked = (
+        f"array_to_string(list_transform(string_split({expr}, ''), lambda ch: "
+        f"CASE WHEN regexp_matches(ch, '{_DEFECT}') THEN printf('<U+%04X>', unicode(ch)) "
+        "ELSE ch END), '')"
+    )
+    return f"CASE WHEN regexp_matches({expr}, '{_DEFECT}') THEN {marked} ELSE {expr} END"
+
+
 def defect_reason_sql(canonical: str, field: str = "company_id") -> str:
     """The reason for an id defect_sql flags, naming the first such character (U+XXXX)."""
     char = f"regexp_extract({canonical}, '{_DEFECT}')"

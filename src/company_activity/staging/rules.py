@@ -25,6 +25,7 @@ from company_activity.staging.ids import (
     defect_reason_sql,
     defect_sql,
     trimmed_sql,
+    visible_sql,
 )
 from company_activity.staging.limits import ACTIVE_USERS, EVENTS, Measure, text_limit
 from company_activity.warehouse.schema import CRM_COMPANIES, PRODUCT_USAGE, QUARANTINE
@@ -55,12 +56,17 @@ CRM_RAW_COMPANY_ID_LIMIT = text_limit(CRM_COMPANIES, "company_id_raw")
 QUARANTINE_ID_LIMIT = text_limit(QUARANTINE, "company_id")
 
 
-def quoted_sql(expr: str) -> str:
-    """An offending value for a reason, shortened."""
+def shortened_sql(expr: str) -> str:
+    """A value shortened to _QUOTE_CHARS characters (and '...'), otherwise as written."""
     return (
         f"CASE WHEN length({expr}) > {_QUOTE_CHARS} "
         f"THEN left({expr}, {_QUOTE_CHARS}) || '...' ELSE {expr} END"
     )
+
+
+def quoted_sql(expr: str) -> str:
+    """An offending value for a reason, shortened; invisible characters shown as <U+XXXX>."""
+    return visible_sql(shortened_sql(expr))
 
 
 def timestamp_sql(text: str) -> str:
@@ -367,7 +373,7 @@ SELECT
     CAST($loaded_at AS TIMESTAMP) AS loaded_at,
     raw AS raw_line,
     CASE WHEN contact_unreadable THEN 'last_contact_at' END AS issue_field,
-    CASE WHEN contact_unreadable THEN {quoted_sql("contact_text")} END AS issue_value,
+    CASE WHEN contact_unreadable THEN {shortened_sql("contact_text")} END AS issue_value,
     CASE WHEN contact_unreadable THEN 'not an {expected}' END AS issue_reason,
     reason,
     -- No id for a repeated header (not a company) or a record with undecodable bytes (U+FFFD
