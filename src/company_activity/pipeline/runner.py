@@ -14,6 +14,9 @@ at once when `prepare_validation` is wired), then the next chunk. The model is
 order independent, so the tables are the same as date by date; the merges cost one pass over
 each chunk instead of one lookback per date, and a chunk's grid stays small enough to be
 merged in memory (docs/performance.md).
+
+The runner orchestrates; the work is split by responsibility: date planning (planning.py),
+step execution with retries (execution.py) and the run log (runlog.py).
 """
 
 from __future__ import annotations
@@ -21,29 +24,46 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
-from company_activity.errors import PipelineError, TerminalError, TransientError
+from company_activity.errors import PipelineError, TerminalError
 from company_activity.pipeline import names as step_names
+from company_activity.pipeline.execution import (
+    STEP_BACKOFF_INITIAL,
+    STEP_BACKOFF_MAX,
+    StepExecutor,
+)
 from company_activity.pipeline.notify import RunMessage
+from company_activity.pipeline.planning import DatePlan, plan_dates
+from company_activity.pipeline.results import (
+    DateResult,
+    Notifier,
+    RangeStepFn,
+    RunResult,
+    StepFn,
+    StepOutcome,
+)
 from company_activity.pipeline.runlog import RunLog
 from company_activity.redact import redact
 from company_activity.warehouse.base import Warehouse
 
+__all__ = [
+    "RANGE_CHUNK_DATES",
+    "RANGE_MIN_DATES",
+    "RANGE_STEPS",
+    "STEP_BACKOFF_INITIAL",
+    "STEP_BACKOFF_MAX",
+    "DateResult",
+    "Notifier",
+    "PipelineRunner",
+    "RangeStepFn",
+    "RunResult",
+    "StepFn",
+    "StepOutcome",
+]
+
 log = logging.getLogger(__name__)
 
-STEP_BACKOFF_INITIAL = 2.0  # seconds before the first retry of a step
-STEP_BACKOFF_MAX = 60.0
 # From this many pending dates on, the merges run once over the range (see the docstring).
 RANGE_MIN_DATES = 8
 # Pending dates merged together in the backfill path. A chunk's merge reads its dates plus the
@@ -52,64 +72,6 @@ RANGE_MIN_DATES = 8
 RANGE_CHUNK_DATES = 31
 # Steps that may run once over a date range, in pipeline order.
 RANGE_STEPS: tuple[str, ...] = (step_names.MERGE_DIMENSION, step_names.MERGE_ANALYTICS)
-
-
-@dataclass
-class StepOutcome:
-    """What a step reports: the rows it touched and any counts worth keeping."""
-
-    rows: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-StepFn = Callable[[date], StepOutcome]
-RangeStepFn = Callable[[date, date], StepOutcome]
-Notifier = Callable[[RunMessage], bool]
-
-
-@dataclass
-class DateResult:
-    """The outcome of one date."""
-
-    day: date
-    status: str  # succeeded | failed | skipped
-    seconds: float = 0.0
-    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
-    failing_step: str | None = None
-    error: str | None = None
-    transient: bool = False
-
-    def summary_line(self) -> str:
-        if self.status == "skipped":
-            return f"{self.day}  skipped (already completed; --force to rerun)"
-        if self.status == "failed":
-            return f"{self.day}  FAILED in {self.failing_step}: {self.error}"
-        parts = []
-        for step in (step_names.LOAD_CRM, step_names.LOAD_USAGE, step_names.MERGE_ANALYTICS):
-            outcome = self.outcomes.get(step)
-            if outcome is not None:
-                merged_as = "range" if "range" in outcome.details else "-"
-                parts.append(f"{step}={outcome.rows if outcome.rows is not None else merged_as}")
-        rejected = sum(int(o.details.get("rejected", 0)) for o in self.outcomes.values())
-        parts.append(f"rejected={rejected}")
-        flags = self.outcomes.get(step_names.VALIDATE, StepOutcome()).details.get("flags")
-        if flags:
-            parts.append("flags: " + " ".join(f"{k}={v}" for k, v in sorted(flags.items())))
-        return f"{self.day}  ok  {' '.join(parts)}  {self.seconds:.1f}s"
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    dates: list[DateResult]
-
-    @property
-    def failed(self) -> DateResult | None:
-        return next((d for d in self.dates if d.status == "failed"), None)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed is None
 
 
 class PipelineRunner:
@@ -138,8 +100,6 @@ class PipelineRunner:
         self.steps = steps
         self.notifier = notifier
         self.clock = clock
-        self.max_attempts = max(1, max_attempts)
-        self.sleep = sleep
         self.on_date_done = on_date_done
         self.range_steps = dict(range_steps or {})
         if self.range_steps and set(self.range_steps) != set(RANGE_STEPS):
@@ -148,17 +108,22 @@ class PipelineRunner:
         self.range_chunk_dates = max(2, range_chunk_dates)
         self.prepare_validation = prepare_validation
         self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
+        self.executor = StepExecutor(
+            self.log, steps, self.range_steps, clock, max_attempts=max_attempts, sleep=sleep
+        )
+
+    @property
+    def max_attempts(self) -> int:
+        return self.executor.max_attempts
 
     def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
-        start, end = min(dates), max(dates)
-        done = set() if force else self.log.completed_dates(step_names.VALIDATE, start, end)
-        self.log.start_run(command, start, end, self.clock())
-        pending = [d for d in dates if d not in done]
+        plan = plan_dates(self.log, dates, force)
+        self.log.start_run(command, plan.start, plan.end, self.clock())
         try:
-            if self.range_steps and len(pending) >= self.range_min_dates:
-                results = self._run_range(dates, done, end)
+            if self.range_steps and plan.use_range_path(self.range_min_dates):
+                results = self._run_range(plan)
             else:
-                results = self._run_dates(dates, done, end)
+                results = self._run_dates(plan)
         except BaseException as exc:
             # Interrupted (Ctrl-C, SIGTERM): record it, tell someone, then let it end the process.
             self._interrupted(exc)
@@ -171,48 +136,51 @@ class PipelineRunner:
         )
         return RunResult(self.run_id, results)
 
-    def _run_dates(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
+    def _date_done(self, result: DateResult) -> None:
+        if self.on_date_done:
+            self.on_date_done(result)
+
+    def _run_dates(self, plan: DatePlan) -> list[DateResult]:
         """Every step of one date, then the next date, stopping at the first failure."""
+        per_date = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY]
         results: list[DateResult] = []
-        for day in dates:
-            if day in done:
+        for day in plan.dates:
+            if day in plan.done:
                 result = DateResult(day, "skipped")
             else:
-                result = self._run_date(day, last=day == end)
+                result = DateResult(day, "succeeded")
+                self.executor.run_steps(result, per_date)
+                if result.status == "failed" or day == plan.end:
+                    self._notify(day, result)
             results.append(result)
-            if self.on_date_done:
-                self.on_date_done(result)
+            self._date_done(result)
             if result.status == "failed":
                 break
         return results
 
-    def _run_range(self, dates: Sequence[date], done: set[date], end: date) -> list[DateResult]:
+    def _run_range(self, plan: DatePlan) -> list[DateResult]:
         """The backfill path: chunk by chunk, per-date loads, range merges, per-date validation."""
-        by_day = {day: DateResult(day, "skipped" if day in done else "succeeded") for day in dates}
-        pending = [d for d in dates if d not in done]
-        stopped: DateResult | None = None
+        dates = list(plan.dates)
+        by_day = {d: DateResult(d, "skipped" if d in plan.done else "succeeded") for d in dates}
         results: list[DateResult] = []
         reported = 0
-        for first in range(0, len(pending), self.range_chunk_dates):
-            chunk = pending[first : first + self.range_chunk_dates]
+        for chunk in plan.chunks(self.range_chunk_dates):
             stopped = self._run_chunk(chunk, by_day)
             # Report every date up to the chunk's last (skipped ones included) as it finishes.
             upto = dates.index(chunk[-1]) + 1
             for day in dates[reported:upto]:
                 result = by_day[day]
                 results.append(result)
-                last = stopped is None and day == end
+                last = stopped is None and day == plan.end
                 if result is stopped or (last and result.status != "skipped"):
                     self._notify(day, result)
-                if self.on_date_done:
-                    self.on_date_done(result)
+                self._date_done(result)
                 if result is stopped:
                     return results
             reported = upto
         for day in dates[reported:]:  # skipped dates after the last pending one
             results.append(by_day[day])
-            if self.on_date_done:
-                self.on_date_done(by_day[day])
+            self._date_done(by_day[day])
         return results
 
     def _run_chunk(
@@ -224,18 +192,18 @@ class PipelineRunner:
         loaded: list[date] = []
         stopped: DateResult | None = None
         for day in chunk:
-            if not self._run_steps(by_day[day], before_merge):
+            if not self.executor.run_steps(by_day[day], before_merge):
                 stopped = by_day[day]
                 break
             loaded.append(day)
         if not loaded:
             return stopped
         for name in RANGE_STEPS:
-            if not self._run_range_step(loaded, name, by_day):
+            if not self.executor.run_range_step(loaded, name, by_day):
                 return by_day[loaded[0]]
         self._prepare_validation(loaded)
         for day in loaded:
-            if not self._run_steps(by_day[day], (step_names.VALIDATE,)):
+            if not self.executor.run_steps(by_day[day], (step_names.VALIDATE,)):
                 return by_day[day]
         return stopped
 
@@ -253,145 +221,6 @@ class PipelineRunner:
                 days[-1],
                 redact(exc),
             )
-
-    def _run_steps(self, result: DateResult, names: Sequence[str]) -> bool:
-        """Run these steps of one date in order; False (result marked failed) on a failure."""
-        started = time.monotonic()
-        try:
-            for name in names:
-                try:
-                    result.outcomes[name] = self._run_step(result.day, name)
-                except PipelineError as exc:
-                    result.status, result.failing_step, result.error = "failed", name, redact(exc)
-                    result.transient = isinstance(exc, TransientError)
-                    return False
-            return True
-        finally:
-            result.seconds += time.monotonic() - started
-
-    def _run_range_step(
-        self, days: Sequence[date], name: str, by_day: Mapping[date, DateResult]
-    ) -> bool:
-        """One range step over days[0]..days[-1], logged against each date."""
-        start, end = days[0], days[-1]
-        started = time.monotonic()
-        for day in days:
-            self.log.start_step(day, name, self.clock())
-        attempts = 0
-
-        def count_attempt(state: RetryCallState) -> None:
-            nonlocal attempts
-            attempts = state.attempt_number
-
-        error: PipelineError | None = None
-        outcome = StepOutcome()
-        try:
-            outcome = self._retrying(name, f"{start}..{end}", count_attempt)(
-                self.range_steps[name], start, end
-            )
-        except PipelineError as exc:
-            error = exc
-        except Exception as exc:
-            log.error(
-                "%s %s..%s failed unexpectedly: %r",
-                name,
-                start,
-                end,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            error = TerminalError(f"{name} failed unexpectedly: {redact(exc)}")
-        if error is not None:
-            log.error("%s %s..%s failed: %s", name, start, end, redact(error))
-            for day in days:
-                self.log.end_step(day, name, "failed", attempts, self.clock(), error=str(error))
-            first = by_day[start]
-            first.status, first.failing_step, first.error = "failed", name, redact(error)
-            first.transient = isinstance(error, TransientError)
-            return False
-        details = {**outcome.details, "range": f"{start}..{end}", "range_rows": outcome.rows}
-        share = (time.monotonic() - started) / len(days)  # each date's part of the range step
-        for day in days:
-            by_day[day].seconds += share
-            self.log.end_step(day, name, "succeeded", attempts, self.clock(), None, details)
-            by_day[day].outcomes[name] = StepOutcome(None, details)
-        log.info("%s %s..%s ok (rows=%s)", name, start, end, outcome.rows)
-        return True
-
-    def _run_date(self, day: date, last: bool) -> DateResult:
-        started = time.monotonic()
-        result = DateResult(day, "succeeded")
-        for name in step_names.STEP_NAMES:
-            if name == step_names.NOTIFY:
-                continue
-            try:
-                result.outcomes[name] = self._run_step(day, name)
-            except PipelineError as exc:
-                result.status, result.failing_step, result.error = "failed", name, redact(exc)
-                result.transient = isinstance(exc, TransientError)
-                break
-        result.seconds = time.monotonic() - started
-        if result.status == "failed" or last:
-            self._notify(day, result)
-        return result
-
-    def _run_step(self, day: date, name: str) -> StepOutcome:
-        self.log.start_step(day, name, self.clock())
-        attempts = 0
-
-        def count_attempt(state: RetryCallState) -> None:
-            nonlocal attempts
-            attempts = state.attempt_number
-
-        try:
-            outcome: StepOutcome = self._retrying(name, str(day), count_attempt)(
-                self.steps[name], day
-            )
-        except PipelineError as exc:
-            self.log.end_step(day, name, "failed", attempts, self.clock(), error=str(exc))
-            log.error("%s %s failed after %s attempt(s): %s", name, day, attempts, redact(exc))
-            raise
-        except Exception as exc:
-            self.log.end_step(day, name, "failed", attempts, self.clock(), error=repr(exc))
-            # The traceback only at debug level (--verbose): one line otherwise.
-            log.error(
-                "%s %s failed unexpectedly: %r",
-                name,
-                day,
-                exc,
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            raise TerminalError(f"{name} failed unexpectedly: {redact(exc)}") from exc
-        self.log.end_step(
-            day, name, "succeeded", attempts, self.clock(), outcome.rows, outcome.details
-        )
-        log.info("%s %s ok (%s attempt(s), rows=%s)", name, day, attempts, outcome.rows)
-        return outcome
-
-    def _retrying(
-        self, name: str, label: str, before: Callable[[RetryCallState], None]
-    ) -> Retrying:
-        """The step retry policy: transient errors, exponential backoff, bounded attempts."""
-
-        def log_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s %s attempt %s failed (%s); retrying",
-                name,
-                label,
-                state.attempt_number,
-                redact(error),
-            )
-
-        return Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(multiplier=STEP_BACKOFF_INITIAL, max=STEP_BACKOFF_MAX),
-            retry=retry_if_exception_type(TransientError),
-            before=before,
-            before_sleep=log_retry,
-            sleep=self.sleep,
-            reraise=True,
-        )
 
     def _interrupted(self, exc: BaseException) -> None:
         reason = (

@@ -22,7 +22,7 @@ from company_activity.model.validation import (
     validate_days,
 )
 from company_activity.pipeline import names as steps
-from company_activity.pipeline.runner import RangeStepFn, StepFn, StepOutcome
+from company_activity.pipeline.results import RangeStepFn, StepFn, StepOutcome
 from company_activity.settings import Settings
 from company_activity.staging import CrmFormat, load_crm, load_usage
 from company_activity.staging.audit import LoadResult
