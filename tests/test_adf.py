@@ -20,6 +20,7 @@ from azure.mgmt.datafactory._utils.model_base import Model
 from company_activity.azure import adf_graph, procedures
 from company_activity.cli import main as cli_main
 from company_activity.pipeline import names as steps
+from company_activity.pipeline.notify import RunMessage
 
 REPO = Path(__file__).resolve().parents[1]
 ADF = REPO / "adf"
@@ -495,3 +496,33 @@ def test_a_dependency_cycle_is_reported() -> None:
     ]
     with pytest.raises(adf_graph.ConfigError, match="cycle"):
         adf_graph.dependency_order(items)
+
+
+def test_notifications_send_the_teams_workflows_envelope_the_cli_sends(
+    pipeline: dict[str, Any],
+) -> None:
+    """Workflows accept a bare {"text": ...} with 202 and drop it: both notify activities post
+    the message-with-Adaptive-Card envelope of the local notifier, plain fields beside it."""
+    local = RunMessage("p", "r", "failed", "2025-01-01", "2025-01-01", "step", "2025-01-01", "e")
+    local_payload = local.payload()
+    local_card = local_payload["attachments"][0]["content"]
+    by_name = {a["name"]: a for a in adf_graph.activities(pipeline)}
+    for name in ("notify", FAILURE_NOTIFICATION):
+        body = by_name[name]["typeProperties"]["body"]
+        assert body["type"] == "message", name
+        plain = {"pipeline", "run_id", "status", "start_date", "end_date", "failing_step", "error"}
+        assert plain <= set(body) and plain <= set(local_payload), name
+        [attachment] = body["attachments"]
+        assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive", name
+        assert attachment["contentUrl"] is None
+        card = attachment["content"]
+        for key in ("$schema", "type", "version"):
+            assert card[key] == local_card[key], (name, key)
+        assert [b["type"] for b in card["body"]][:2] == ["TextBlock", "FactSet"], name
+        assert adf_graph.is_expression(card["body"][0]["text"]), name
+        facts = {f["title"] for f in card["body"][1]["facts"]}
+        assert {"Run id", "Status", "Dates"} <= facts, name
+    failure_facts = by_name[FAILURE_NOTIFICATION]["typeProperties"]["body"]["attachments"][0]
+    assert {"Failing step", "Error"} <= {
+        f["title"] for f in failure_facts["content"]["body"][1]["facts"]
+    }

@@ -255,7 +255,7 @@ def test_a_killed_run_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, sig
     try:
         assert snapshot(killed_wh) == snapshot(ref_wh)
         if sig == signal.SIGTERM:
-            assert ("failed",) in killed_wh.query("SELECT status FROM ops.pipeline_runs")
+            assert ("interrupted",) in killed_wh.query("SELECT status FROM ops.pipeline_runs")
     finally:
         ref_wh.close()
         killed_wh.close()

@@ -59,7 +59,7 @@ def _runner(wh: DuckDBWarehouse, run_steps: Steps, url: str | None, run_id: str)
         wh,
         run_id,
         run_steps,
-        lambda m: notify.send(m, url),
+        lambda m: notify.send(m, url, sleep=lambda s: None),
         _clock,
         max_attempts=3,
         sleep=lambda s: None,
@@ -158,19 +158,42 @@ def test_a_failed_forced_rerun_makes_the_date_pending_again(warehouse: DuckDBWar
     )
 
 
-@pytest.mark.parametrize("status", [500, 404])
+@pytest.mark.parametrize(
+    ("status", "body", "attempts"),
+    [
+        (500, "", 3),  # retried, a bounded number of times
+        (404, "", 1),  # a wrong URL: retrying cannot help
+        (
+            200,
+            "Webhook message delivery failed with error: Microsoft Teams endpoint returned "
+            "HTTP error 403",
+            3,
+        ),  # the retired Teams connector's 200
+    ],
+    ids=["500", "404", "200-failure-answer"],
+)
 def test_a_failing_webhook_never_hides_the_run_status(
-    warehouse: DuckDBWarehouse, status: int
+    warehouse: DuckDBWarehouse,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+    attempts: int,
 ) -> None:
-    with webhook_server(status) as hook:
-        result = _runner(warehouse, Steps(), hook.url, f"run-w{status}").run(DAYS[:1], "run")
-    assert result.ok and len(hook.received) == 1
-    assert (
-        warehouse.scalar(
-            "SELECT status FROM ops.pipeline_runs WHERE run_id = @r", {"r": f"run-w{status}"}
-        )
-        == "succeeded"
+    run_id = f"run-w{status}"
+    with webhook_server(status, body) as hook:
+        result = _runner(warehouse, Steps(), hook.url, run_id).run(DAYS[:1], "run")
+    assert result.ok and len(hook.received) == attempts
+    assert warehouse.scalar(
+        "SELECT status FROM ops.pipeline_runs WHERE run_id = @r", {"r": run_id}
+    ) == ("succeeded")
+    notify_row = warehouse.query(
+        "SELECT status, details FROM ops.step_runs WHERE run_id = @r AND step_name = 'notify'",
+        {"r": run_id},
     )
+    assert notify_row[0][0] == "failed" and '"notification": "undelivered"' in notify_row[0][1]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("NOT delivered" in w and f"HTTP {status}" in w for w in warnings), warnings
+    assert not any("sig=" in w or "/hook" in w for w in warnings)
 
 
 def test_an_unreachable_webhook_never_hides_the_run_status(warehouse: DuckDBWarehouse) -> None:
@@ -196,13 +219,13 @@ def test_an_interrupted_run_closes_its_step_and_notifies(warehouse: DuckDBWareho
     run_steps.failures[(steps.LOAD_USAGE, DAYS[1])] = [KeyboardInterrupt()]  # type: ignore[list-item]
     with webhook_server() as hook, pytest.raises(KeyboardInterrupt):
         _runner(warehouse, run_steps, hook.url, "run-int").run(DAYS, "run")
-    assert (DAYS[1], steps.LOAD_USAGE, "failed", 0) in _step_log(warehouse, "run-int")
+    assert (DAYS[1], steps.LOAD_USAGE, "interrupted", 0) in _step_log(warehouse, "run-int")
     assert not [r for r in _step_log(warehouse, "run-int") if r[2] == "running"]
     assert warehouse.scalar("SELECT status FROM ops.pipeline_runs WHERE run_id = 'run-int'") == (
-        "failed"
+        "interrupted"
     )
     assert [(m["status"], m["failing_step"]) for m in hook.received] == [
-        ("failed", steps.LOAD_USAGE)
+        ("interrupted", steps.LOAD_USAGE)
     ]
     assert "interrupted" in hook.received[0]["error"]
 

@@ -216,6 +216,21 @@ IF OBJECT_ID('ops.rollbacks', 'U') IS NULL
     );
 GO
 
+IF OBJECT_ID('ops.check_results', 'U') IS NULL
+    CREATE TABLE ops.check_results (
+        run_id VARCHAR(64) NOT NULL,
+        check_date DATE NOT NULL,
+        check_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
+        step_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
+        outcome VARCHAR(10) NOT NULL,
+        measured_value DECIMAL(19, 4) NULL,
+        threshold DECIMAL(19, 4) NULL,
+        message NVARCHAR(1000) NOT NULL,
+        checked_at DATETIME2(6) NOT NULL,
+        CONSTRAINT pk_ops_check_results PRIMARY KEY (run_id, check_date, check_name)
+    );
+GO
+
 CREATE OR ALTER VIEW analytics.company_activity_daily AS
 SELECT
     -- keys

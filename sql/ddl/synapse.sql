@@ -275,6 +275,27 @@ IF OBJECT_ID('ops.pk_ops_rollbacks', 'PK') IS NULL
         PRIMARY KEY NONCLUSTERED (run_id, activity_date) NOT ENFORCED');
 GO
 
+IF OBJECT_ID('ops.check_results', 'U') IS NULL
+    CREATE TABLE ops.check_results (
+        run_id VARCHAR(64) NOT NULL,
+        check_date DATE NOT NULL,
+        check_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
+        step_name VARCHAR(100) COLLATE Latin1_General_100_BIN2_UTF8 NOT NULL,
+        outcome VARCHAR(10) NOT NULL,
+        measured_value DECIMAL(19, 4) NULL,
+        threshold DECIMAL(19, 4) NULL,
+        message NVARCHAR(1000) NOT NULL,
+        checked_at DATETIME2(6) NOT NULL
+    )
+    WITH (DISTRIBUTION = ROUND_ROBIN, CLUSTERED COLUMNSTORE INDEX);
+GO
+
+IF OBJECT_ID('ops.pk_ops_check_results', 'PK') IS NULL
+    EXEC ('ALTER TABLE ops.check_results
+        ADD CONSTRAINT pk_ops_check_results
+        PRIMARY KEY NONCLUSTERED (run_id, check_date, check_name) NOT ENFORCED');
+GO
+
 IF OBJECT_ID('analytics.company_activity_daily', 'V') IS NULL
     EXEC ('CREATE VIEW analytics.company_activity_daily AS
 SELECT

@@ -13,7 +13,6 @@ import logging
 import os
 import pkgutil
 import re
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ import company_activity
 from company_activity import commands
 from company_activity.dates import utc_now
 from company_activity.errors import PipelineError, TransientError
+from company_activity.pipeline import interrupts
 from company_activity.pipeline.runctx import configure_logging, new_run_id
 from company_activity.redact import redact
 from company_activity.settings import Settings, load_settings
@@ -125,10 +125,6 @@ def _env_file(text: str) -> str:
     return text
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def _run_id(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", text):
         raise argparse.ArgumentTypeError("a run id is 1-64 letters, digits, '-', '_', '.' or ':'")
@@ -139,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run_id = args.run_id or new_run_id()
-    # Stop on TERM (a scheduler's kill, a container stop) as cleanly as on Ctrl-C.
-    signal.signal(signal.SIGTERM, _terminate)
+    # Stop on TERM (a scheduler's kill, a container stop) as cleanly as on Ctrl-C; whatever
+    # error an interrupt surfaces as (DuckDB: 'Query interrupted'), it exits 130.
+    interrupts.install()
     configure_logging(run_id, "DEBUG" if args.verbose else "INFO")
     try:
         settings = load_settings(dotenv_path=args.env_file or DEFAULT_ENV_FILE)
@@ -154,18 +151,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(interrupts.description(), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except PipelineError as exc:
-        _report(exc, args.verbose)
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line and an exit code
+        if interrupts.requested():  # an interrupt that surfaced as another error
+            print(interrupts.description(), file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return _exit_code(exc, args.verbose)
+
+
+def _exit_code(exc: Exception, verbose: bool) -> int:
+    """Report the error that ended a command; return the exit code it means."""
+    if isinstance(exc, PipelineError):
+        _report(exc, verbose)
         return EXIT_TRANSIENT if isinstance(exc, TransientError) else EXIT_TERMINAL
-    except OSError as exc:
+    if isinstance(exc, OSError):
         # A path that does not exist or cannot be written: the user's to fix.
-        _report(exc, args.verbose)
+        _report(exc, verbose)
         return EXIT_TERMINAL
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
-        _report(exc, args.verbose, unexpected=True)
-        return EXIT_UNEXPECTED
+    # The last line of defence: one line, no traceback.
+    _report(exc, verbose, unexpected=True)
+    return EXIT_UNEXPECTED
 
 
 def _report(exc: BaseException, verbose: bool, unexpected: bool = False) -> None:

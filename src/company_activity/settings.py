@@ -224,6 +224,77 @@ class Settings:
         "What a usage drop does: warn or fail.",
         choices=("warn", "fail"),
     )
+    usage_min_rows: int = _setting(
+        "USAGE_MIN_ROWS",
+        1,
+        "Check usage_rows: fewest usage rows a day may stage (0 allows empty days).",
+    )
+    usage_min_rows_action: str = _setting(
+        "USAGE_MIN_ROWS_ACTION",
+        "fail",
+        "What too few usage rows do: fail or warn.",
+        choices=("fail", "warn"),
+    )
+    usage_rejected_share: float = _setting(
+        "USAGE_REJECTED_SHARE",
+        0.05,
+        "Check usage_rejected: largest share (0-1) of a day's usage lines that may be rejected.",
+    )
+    usage_rejected_action: str = _setting(
+        "USAGE_REJECTED_ACTION",
+        "warn",
+        "What too many rejected usage lines do: warn or fail.",
+        choices=("warn", "fail"),
+    )
+    crm_rejected_share: float = _setting(
+        "CRM_REJECTED_SHARE",
+        0.05,
+        "Check crm_rejected: largest share (0-1) of a CRM snapshot's rows that may be rejected "
+        "(a snapshot with no accepted row always fails).",
+    )
+    crm_rejected_action: str = _setting(
+        "CRM_REJECTED_ACTION",
+        "warn",
+        "What too many rejected CRM rows do: warn or fail.",
+        choices=("warn", "fail"),
+    )
+    crm_shrink_share: float = _setting(
+        "CRM_SHRINK_SHARE",
+        0.05,
+        "Check crm_shrink: largest share (0-1) of the previous snapshot's companies that may "
+        "be missing from a CRM snapshot.",
+    )
+    crm_shrink_action: str = _setting(
+        "CRM_SHRINK_ACTION",
+        "warn",
+        "What a shrunken CRM snapshot does: warn or fail.",
+        choices=("warn", "fail"),
+    )
+    crm_nulled_share: float = _setting(
+        "CRM_NULLED_SHARE",
+        0.0,
+        "Check crm_fields_nulled: largest share (0-1) of a CRM snapshot's staged rows that may "
+        "have an unreadable field set NULL.",
+    )
+    crm_nulled_action: str = _setting(
+        "CRM_NULLED_ACTION",
+        "warn",
+        "What CRM rows with an unreadable field do: warn or fail.",
+        choices=("warn", "fail"),
+    )
+    notify_on: str = _setting(
+        "NOTIFY_ON",
+        "warnings",
+        "Which runs notify: failures (only), warnings (failures and runs with warnings) or "
+        "always (successes too). Failures and interrupts always notify.",
+        choices=("failures", "warnings", "always"),
+    )
+    notify_max_attempts: int = _setting(
+        "NOTIFY_MAX_ATTEMPTS",
+        3,
+        "Attempts to deliver a notification before it is logged as undelivered.",
+        minimum=1,
+    )
     log_level: str = _setting(
         "LOG_LEVEL", "INFO", "Logging level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )

@@ -6,6 +6,11 @@
 
 With --mock the run starts the built-in mock API on loopback (with --faults switched on, if
 given) and writes each date's CRM file from the same generator before the run.
+
+A date whose data-quality check fails is not completed (the next run retries it) and the run
+exits non-zero; warnings show on the date's line (WARN) and in the final count, and
+--fail-on-warning makes them failures. One notification per run (NOTIFY_ON says which
+outcomes), sent even when the warehouse stops working; an interrupt exits 130.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import ExitStack
+from datetime import date
 from typing import TYPE_CHECKING
 
 from company_activity.cliargs import (
@@ -27,7 +33,9 @@ from company_activity.ingest.api_client import ApiClient, ApiConfig
 from company_activity.mock import data as mock_data
 from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
 from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
-from company_activity.pipeline import notify
+from company_activity.pipeline import interrupts, notify
+from company_activity.pipeline.announce import Announcer
+from company_activity.pipeline.names import PIPELINE_NAME
 from company_activity.pipeline.progress import Progress
 from company_activity.pipeline.runner import DateResult, PipelineRunner
 from company_activity.pipeline.steps import (
@@ -36,6 +44,7 @@ from company_activity.pipeline.steps import (
     build_steps,
     prepare_validation,
 )
+from company_activity.redact import redact
 from company_activity.storage import open_store
 
 if TYPE_CHECKING:
@@ -72,6 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--faults",
         help="--mock: fault rates for the mock API, e.g. 429=0.1,503=0.05,malformed=0.01",
     )
+    parser.add_argument(
+        "--fail-on-warning",
+        action="store_true",
+        help="treat a data-quality warning as a failure (the date is not completed)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -82,6 +96,36 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     reject_together(args, "date", "end", why="give --date D, or --start D1 --end D2")
     require(args, "mock", "companies", "seed", "faults", why="they shape the built-in mock API")
     refuse_future(days, args.allow_future, utc_now().date())
+    settings = ctx.settings
+    announcer = Announcer(
+        lambda message: notify.send(
+            message,
+            settings.notify_webhook_url,
+            deadline=settings.http_deadline_seconds,
+            attempts=settings.notify_max_attempts,
+        ),
+        settings.notify_on,
+    )
+    try:
+        return _run(args, ctx, days, announcer)
+    except BaseException as exc:
+        # Stopped before the runner took over (or after it): still one notification.
+        interrupted = isinstance(exc, KeyboardInterrupt) or interrupts.requested()
+        with interrupts.deferred():
+            announcer.announce(
+                notify.RunMessage(
+                    pipeline=PIPELINE_NAME,
+                    run_id=ctx.run_id,
+                    status="interrupted" if interrupted else "failed",
+                    start_date=min(days).isoformat(),
+                    end_date=max(days).isoformat(),
+                    error=interrupts.description() if interrupted else redact(exc),
+                )
+            )
+        raise
+
+
+def _run(args: argparse.Namespace, ctx: Context, days: list[date], announcer: Announcer) -> int:
     settings = ctx.settings
     companies = DEFAULT_MOCK_COMPANIES if args.companies is None else args.companies
     seed = DEFAULT_MOCK_SEED if args.seed is None else args.seed
@@ -118,14 +162,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             wh,
             ctx.run_id,
             build_steps(step_ctx),
-            lambda message: notify.send(
-                message, settings.notify_webhook_url, deadline=settings.http_deadline_seconds
-            ),
+            announcer.notifier,  # the run's one notification goes through the announcer
             utc_now,
             max_attempts=settings.step_max_attempts,
             on_date_done=date_done,
             range_steps=build_range_steps(step_ctx),
             prepare_validation=prepare_validation(step_ctx),
+            announcer=announcer,
+            fail_on_warning=args.fail_on_warning,
         )
         command = " ".join(sys.argv[1:]) or "run"
         try:
@@ -135,11 +179,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     failed = result.failed
     completed = sum(1 for d in result.dates if d.status == "succeeded")
     skipped = sum(1 for d in result.dates if d.status == "skipped")
+    warned = sum(1 for d in result.dates if d.warnings)
+    warnings = (
+        f", {len(result.warnings)} warning(s) on {warned} date(s) (see the WARN lines)"
+        if warned
+        else ", no warnings"
+    )
     if failed is None:
-        print(f"run {ctx.run_id}: {completed} date(s) completed, {skipped} skipped")
+        print(f"run {ctx.run_id}: {completed} date(s) completed, {skipped} skipped{warnings}")
         return 0
     print(
-        f"run {ctx.run_id} FAILED on {failed.day} in {failed.failing_step}: {failed.error}\n"
+        f"run {ctx.run_id} FAILED on {failed.day} in {failed.failing_step}: {failed.error}"
+        f" ({completed} date(s) completed{warnings})\n"
         "Fix the cause and run the same command again: completed dates are skipped and "
         "nothing is duplicated.",
         file=sys.stderr,

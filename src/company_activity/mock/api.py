@@ -13,7 +13,8 @@ Faults, on demand:
   faults are deterministic per (seed, date, page), so reruns see the same data.
 - scripted (tests): `inject(kind, times=..., day=..., page=...)` makes the next matching requests
   fail with one of the rate kinds or with a broken page: `badjson` (not JSON), `noitems` (no
-  items list), `baditem` (an item that is not an object), `loop` (next_page repeats the page).
+  items list), `baditem` (an item that is not an object), `loop` (next_page repeats the page),
+  or answer `empty` (HTTP 200, no records: a broken upstream that looks like a quiet day).
 """
 
 from __future__ import annotations
@@ -247,6 +248,9 @@ class MockApi:
             return
         if fault == "noitems":
             _send(handler, 200, b'{"data": [], "next_page": null}')
+            return
+        if fault == "empty":
+            _send(handler, 200, b'{"items": [], "next_page": null}')
             return
         lines = mock_data.usage_lines(cfg.seed, cfg.companies, day, start, start + per_page)
         lines = data_faults(lines, cfg.fault_rates, cfg.seed, day, start)

@@ -13,7 +13,7 @@ from company_activity.errors import ConfigError
 STATUS_FAULTS = ("429", "500", "502", "503", "504")
 TRANSPORT_FAULTS = (*STATUS_FAULTS, "slow", "truncate")
 DATA_FAULTS = ("duplicate", "case", "malformed")
-PAGE_FAULTS = ("badjson", "noitems", "baditem", "loop")
+PAGE_FAULTS = ("badjson", "noitems", "baditem", "loop", "empty")
 RATE_FAULTS = (*TRANSPORT_FAULTS, *DATA_FAULTS)
 SCRIPTED_FAULTS = (*TRANSPORT_FAULTS, *PAGE_FAULTS)
 

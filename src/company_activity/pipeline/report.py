@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from company_activity.dates import as_date, date_range
+from company_activity.pipeline.coverage import date_warnings
 from company_activity.warehouse.base import Warehouse
 
 TOP_AT_RISK = 10
@@ -61,6 +62,10 @@ class Report:
             f"Warning: {what}; they are not loaded and merged yet "
             "(`company-activity status`, docs/runbook.md)"
         )
+
+    # Data-quality warnings of each date's latest run ('check: message'), from
+    # ops.check_results.
+    warnings: dict[date, list[str]] = field(default_factory=dict)
 
 
 def build_report(wh: Warehouse, start: date, end: date) -> Report:
@@ -133,6 +138,7 @@ def build_report(wh: Warehouse, start: date, end: date) -> Report:
         at_risk,
         sum(int(count) for count in rejects.values()),
         unmerged,
+        date_warnings(wh, start, end),
     )
 
 
@@ -148,6 +154,8 @@ def render_text(report: Report) -> str:
     lines += [f"Rows per layer, {LAYERS_NOTE}:"]
     lines += [f"  {name:<36} {count:>10,}" for name, count in report.layers.items()]
     lines += ["", f"Rejected input rows in the range: {report.rejected:,} (see stg.quarantine)"]
+    lines += ["", f"Dates with data-quality warnings: {len(report.warnings)}"]
+    lines += [f"  {d} WARN {w}" for d, found in sorted(report.warnings.items()) for w in found]
     lines += ["", "Data-quality flags (company-days):"]
     lines += [f"  {flag:<28} {count:>10,}" for flag, count in report.flags.items()]
     if report.days:
@@ -228,6 +236,13 @@ def write_markdown(report: Report, folder: Path) -> Path:
             f"Rows of {LAYERS_NOTE}.",
             "",
             *(f"- `{name}`: {count:,}" for name, count in report.layers.items()),
+            "",
+            "## Data-quality warnings",
+            "",
+            *(
+                [f"- {d}: {w}" for d, found in sorted(report.warnings.items()) for w in found]
+                or ["- none"]
+            ),
             "",
             "## Data-quality flags (company-days)",
             "",

@@ -15,8 +15,15 @@ order independent, so the tables are the same as date by date; the merges cost o
 each chunk instead of one lookback per date, and a chunk's grid stays small enough to be
 merged in memory (docs/performance.md).
 
+The run ends with one notification (announce.py), sent before the run log is closed so that a
+failing warehouse cannot stop the alert: a failed date, a warning (NOTIFY_ON), a warehouse
+that stops working, or an interrupt (SIGINT/SIGTERM: the open step and the run are closed as
+`interrupted`, and KeyboardInterrupt ends the process). A run left open by a killed process is
+closed as `interrupted` when the next one starts.
+
 The runner orchestrates; the work is split by responsibility: date planning (planning.py),
-step execution with retries (execution.py) and the run log (runlog.py).
+step execution with retries and check gates (execution.py), the run log (runlog.py) and the
+notification (announce.py).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 
 from company_activity.errors import PipelineError, TerminalError
+from company_activity.pipeline import interrupts
 from company_activity.pipeline import names as step_names
+from company_activity.pipeline.announce import Announcer
 from company_activity.pipeline.execution import (
     STEP_BACKOFF_INITIAL,
     STEP_BACKOFF_MAX,
@@ -91,6 +100,8 @@ class PipelineRunner:
         range_min_dates: int = RANGE_MIN_DATES,
         range_chunk_dates: int = RANGE_CHUNK_DATES,
         prepare_validation: Callable[[Sequence[date]], None] | None = None,
+        announcer: Announcer | None = None,
+        fail_on_warning: bool = False,
     ) -> None:
         missing = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY and s not in steps]
         if missing:
@@ -109,79 +120,150 @@ class PipelineRunner:
         self.prepare_validation = prepare_validation
         self.log = RunLog(wh, run_id, step_names.PIPELINE_NAME)
         self.executor = StepExecutor(
-            self.log, steps, self.range_steps, clock, max_attempts=max_attempts, sleep=sleep
+            self.log,
+            steps,
+            self.range_steps,
+            clock,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            fail_on_warning=fail_on_warning,
         )
+        self.announcer = announcer or Announcer(notifier)
+        self._dates: tuple[date, ...] = ()
+        self._results: list[DateResult] = []
 
     @property
     def max_attempts(self) -> int:
         return self.executor.max_attempts
 
     def run(self, dates: Sequence[date], command: str, force: bool = False) -> RunResult:
-        plan = plan_dates(self.log, dates, force)
-        self.log.start_run(command, plan.start, plan.end, self.clock())
+        """Run the pending dates of `dates`; KeyboardInterrupt when interrupted (the run is
+        closed and notified first), any other exception when the warehouse stops working
+        (notified first, the log closed when it still can be)."""
+        self._dates, self._results = tuple(dates), []
         try:
+            self.log.close_abandoned(self.clock())
+            plan = plan_dates(self.log, dates, force)
+            self.log.start_run(command, plan.start, plan.end, self.clock())
             if self.range_steps and plan.use_range_path(self.range_min_dates):
-                results = self._run_range(plan)
+                self._run_range(plan)
             else:
-                results = self._run_dates(plan)
+                self._run_dates(plan)
+            result = RunResult(self.run_id, self._results)
+            self._finish(result)
         except BaseException as exc:
-            # Interrupted (Ctrl-C, SIGTERM): record it, tell someone, then let it end the process.
-            self._interrupted(exc)
+            # Interrupted (wherever it landed: DuckDB says 'Query interrupted'), or the
+            # warehouse (or the runner itself) failed outside a step: say so first.
+            interrupted = isinstance(exc, KeyboardInterrupt) or interrupts.requested()
+            with interrupts.deferred():
+                if interrupted:
+                    self._stop("interrupted", interrupts.description())
+                else:
+                    self._stop("failed", f"the run stopped: {redact(exc)}")
+            if interrupted and not isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt from exc
             raise
-        failed = next((r for r in results if r.status == "failed"), None)
-        self.log.end_run(
-            "failed" if failed else "succeeded",
-            self.clock(),
-            f"{failed.failing_step} on {failed.day}: {failed.error}" if failed else None,
+        return result
+
+    def _message(self, status: str, error: str | None, failed: DateResult | None) -> RunMessage:
+        """The run's notification, from what this process knows (never the warehouse)."""
+        done = [r for r in self._results if r.status == "succeeded"]
+        counts: dict[str, int] = {
+            "dates completed": len(done),
+            "dates skipped": sum(1 for r in self._results if r.status == "skipped"),
+        }
+        for name in (step_names.LOAD_USAGE, step_names.MERGE_ANALYTICS):
+            rows = [r.outcomes[name].rows for r in done if name in r.outcomes]
+            if any(n is not None for n in rows):
+                counts[f"{name} rows"] = sum(n or 0 for n in rows)
+        step, day = (failed.failing_step, failed.day) if failed else (None, None)
+        if failed is None and status != "succeeded" and self.executor.current:
+            day, step = self.executor.current
+        return RunMessage(
+            pipeline=step_names.PIPELINE_NAME,
+            run_id=self.run_id,
+            status=status,
+            start_date=min(self._dates).isoformat(),
+            end_date=max(self._dates).isoformat(),
+            failing_step=step,
+            failing_date=day.isoformat() if day else None,
+            error=error,
+            counts=counts,
+            warnings=[f"{d} {c.line()}" for d, c in RunResult(self.run_id, self._results).warnings],
         )
-        return RunResult(self.run_id, results)
+
+    def _finish(self, result: RunResult) -> None:
+        """Notify, then record the notification and close the run."""
+        failed = result.failed
+        status = "failed" if failed else "succeeded"
+        error = f"{failed.failing_step} on {failed.day}: {failed.error}" if failed else None
+        message = self._message(status, failed.error if failed else None, failed)
+        sent = self.announcer.announce(message)
+        processed = [r.day for r in result.dates if r.status != "skipped"]
+        notify_day = failed.day if failed else (processed[-1] if processed else None)
+        with interrupts.deferred():
+            if notify_day is not None:
+                self.log.start_step(notify_day, step_names.NOTIFY, self.clock())
+                self.log.end_step(
+                    notify_day,
+                    step_names.NOTIFY,
+                    "succeeded" if sent != "undelivered" else "failed",
+                    1,
+                    self.clock(),
+                    details={
+                        "notification": sent,
+                        "status": status,
+                        "warnings": len(message.warnings),
+                    },
+                )
+            self.log.end_run(status, self.clock(), error)
+
+    def _stop(self, status: str, reason: str) -> None:
+        """A run stopped outside a step's own failure: notify, then close what is open."""
+        self.announcer.announce(self._message(status, reason, None))
+        try:
+            self.log.close_run(status, self.clock(), reason)
+            log.info("run log closed: %s (%s)", status, reason)
+        except Exception as exc:  # noqa: BLE001 - the next run closes it (close_abandoned)
+            log.warning(
+                "could not close the run log (%s); the next run closes it as interrupted",
+                redact(exc),
+            )
 
     def _date_done(self, result: DateResult) -> None:
+        self._results.append(result)
         if self.on_date_done:
             self.on_date_done(result)
 
-    def _run_dates(self, plan: DatePlan) -> list[DateResult]:
+    def _run_dates(self, plan: DatePlan) -> None:
         """Every step of one date, then the next date, stopping at the first failure."""
         per_date = [s for s in step_names.STEP_NAMES if s != step_names.NOTIFY]
-        results: list[DateResult] = []
         for day in plan.dates:
             if day in plan.done:
                 result = DateResult(day, "skipped")
             else:
                 result = DateResult(day, "succeeded")
                 self.executor.run_steps(result, per_date)
-                if result.status == "failed" or day == plan.end:
-                    self._notify(day, result)
-            results.append(result)
             self._date_done(result)
             if result.status == "failed":
                 break
-        return results
 
-    def _run_range(self, plan: DatePlan) -> list[DateResult]:
+    def _run_range(self, plan: DatePlan) -> None:
         """The backfill path: chunk by chunk, per-date loads, range merges, per-date validation."""
         dates = list(plan.dates)
         by_day = {d: DateResult(d, "skipped" if d in plan.done else "succeeded") for d in dates}
-        results: list[DateResult] = []
         reported = 0
         for chunk in plan.chunks(self.range_chunk_dates):
             stopped = self._run_chunk(chunk, by_day)
             # Report every date up to the chunk's last (skipped ones included) as it finishes.
             upto = dates.index(chunk[-1]) + 1
             for day in dates[reported:upto]:
-                result = by_day[day]
-                results.append(result)
-                last = stopped is None and day == plan.end
-                if result is stopped or (last and result.status != "skipped"):
-                    self._notify(day, result)
-                self._date_done(result)
-                if result is stopped:
-                    return results
+                self._date_done(by_day[day])
+                if by_day[day] is stopped:
+                    return
             reported = upto
         for day in dates[reported:]:  # skipped dates after the last pending one
-            results.append(by_day[day])
             self._date_done(by_day[day])
-        return results
 
     def _run_chunk(
         self, chunk: Sequence[date], by_day: Mapping[date, DateResult]
@@ -215,50 +297,10 @@ class PipelineRunner:
         try:
             self.prepare_validation(days)
         except PipelineError as exc:
+            interrupts.raise_if_requested(exc)
             log.warning(
                 "validating %s..%s together failed (%s); one date at a time",
                 days[0],
                 days[-1],
                 redact(exc),
             )
-
-    def _interrupted(self, exc: BaseException) -> None:
-        reason = (
-            "interrupted (Ctrl-C or SIGTERM)" if isinstance(exc, KeyboardInterrupt) else repr(exc)
-        )
-        open_steps = list(self.log.open_steps)
-        for day, step in open_steps:
-            self.log.end_step(day, step, "failed", 0, self.clock(), error=reason)
-        self.log.end_run("failed", self.clock(), reason)
-        if open_steps:
-            day, step = open_steps[0]
-            self._notify(day, DateResult(day, "failed", failing_step=step, error=reason))
-
-    def _notify(self, day: date, result: DateResult) -> None:
-        """The notify step: never fails the run, whatever the webhook does."""
-        self.log.start_step(day, step_names.NOTIFY, self.clock())
-        counts = {
-            name: outcome.rows
-            for name, outcome in result.outcomes.items()
-            if outcome.rows is not None
-        }
-        message = RunMessage(
-            pipeline=step_names.PIPELINE_NAME,
-            run_id=self.run_id,
-            status=result.status,
-            start_date=day.isoformat(),
-            end_date=day.isoformat(),
-            failing_step=result.failing_step,
-            failing_date=day.isoformat() if result.failing_step else None,
-            error=result.error,
-            counts=counts,
-        )
-        delivered = self.notifier(message)
-        self.log.end_step(
-            day,
-            step_names.NOTIFY,
-            "succeeded",
-            1,
-            self.clock(),
-            details={"delivered": delivered, "status": result.status},
-        )

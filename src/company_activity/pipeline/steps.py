@@ -1,7 +1,8 @@
 """The pipeline's steps, wired to the package's functions for one run.
 
 Each step takes the date and returns a StepOutcome; every one is idempotent, so the runner may
-retry it or a later run may repeat it.
+retry it or a later run may repeat it. The loads and validate return the results of their
+data-quality checks (model/checks.py), which the runner stores and gates the date on.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from company_activity.errors import DataError
 from company_activity.ingest import rawzone
 from company_activity.ingest.fetch import PageSource, fetch_day
 from company_activity.model import merge as model
+from company_activity.model.checks import (
+    CRM,
+    USAGE,
+    declared_checks,
+    run_stage_checks,
+    usage_drop_rule_check,
+    validation_results,
+)
 from company_activity.model.validation import (
     CheckFn,
     ValidationResult,
-    usage_drop_check,
     validate,
     validate_days,
 )
@@ -44,7 +52,8 @@ class StepContext:
     validations: dict[date, ValidationResult] = field(default_factory=dict)
 
 
-def _load_outcome(result: LoadResult) -> StepOutcome:
+def _checked(ctx: StepContext, day: date, stage: str, result: LoadResult) -> StepOutcome:
+    """A load's outcome with the checks of its stage (CRM or usage)."""
     return StepOutcome(
         rows=result.lines_staged,
         details={
@@ -52,17 +61,19 @@ def _load_outcome(result: LoadResult) -> StepOutcome:
             "rejected": result.lines_rejected,
             "bytes": result.bytes_read,
         },
+        checks=tuple(run_stage_checks(ctx.wh, day, stage, declared_checks(ctx.settings))),
     )
 
 
 def _usage_drop_check(settings: Settings) -> CheckFn:
-    return usage_drop_check(settings.usage_drop_threshold, settings.usage_drop_action)
+    return usage_drop_rule_check(declared_checks(settings))
 
 
 def build_steps(ctx: StepContext) -> dict[str, StepFn]:
     """The step functions by name, in pipeline order (notify is the runner's own)."""
     settings = ctx.settings
-    drop_check = _usage_drop_check(settings)
+    rules = declared_checks(settings)
+    drop_check = usage_drop_rule_check(rules)
 
     def check_crm_file(day: date) -> StepOutcome:
         container, prefix = rawzone.crm_location(settings.crm_blob_path)
@@ -76,7 +87,10 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
         return StepOutcome(details={"file": f"{container}/{path}"})
 
     def load_crm_step(day: date) -> StepOutcome:
-        return _load_outcome(
+        return _checked(
+            ctx,
+            day,
+            CRM,
             load_crm(
                 ctx.wh,
                 ctx.store,
@@ -85,7 +99,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
                 run_id=ctx.run_id,
                 clock=ctx.clock,
                 fmt=CrmFormat.from_settings(settings),
-            )
+            ),
         )
 
     def merge_dimension(day: date) -> StepOutcome:
@@ -106,7 +120,10 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
         )
 
     def load_usage_step(day: date) -> StepOutcome:
-        return _load_outcome(
+        return _checked(
+            ctx,
+            day,
+            USAGE,
             load_usage(
                 ctx.wh,
                 ctx.store,
@@ -114,7 +131,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
                 container=settings.blob_container,
                 run_id=ctx.run_id,
                 clock=ctx.clock,
-            )
+            ),
         )
 
     def merge_analytics(day: date) -> StepOutcome:
@@ -122,15 +139,13 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
 
     def validate_step(day: date) -> StepOutcome:
         result = ctx.validations.pop(day, None) or validate(ctx.wh, day, extra_checks=(drop_check,))
-        if not result.ok:
-            failed = "; ".join(f"{c.name}: {c.message}" for c in result.failures)
-            raise DataError(f"validation of {day} failed: {failed}")
         flag_check = result.check("flags").details
         flags = {k: v for k, v in flag_check.get("flags", {}).items() if v}
         if flag_check.get("churn_risk"):
             flags["churn_risk"] = flag_check["churn_risk"]
         return StepOutcome(
-            details={"warnings": [c.line() for c in result.warnings], "flags": flags}
+            details={"warnings": [c.line() for c in result.warnings], "flags": flags},
+            checks=tuple(validation_results(result, rules)),
         )
 
     return {

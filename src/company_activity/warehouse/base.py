@@ -54,11 +54,18 @@ class Warehouse(abc.ABC):
             finally:
                 self._depth -= 1
             return
-        self._begin()
-        self._depth = 1
+        # BEGIN, the block and COMMIT all inside the try: an interrupt (KeyboardInterrupt)
+        # landing between any two of them still rolls back and resets the depth, so the
+        # connection is never left inside a transaction nobody ends (and later writes are
+        # never swallowed by it).
         try:
+            self._begin()
+            self._depth = 1
             self._acquire(locks)
             yield
+            self._depth = 0
+            self._locks.clear()
+            self._commit()
         except BaseException:
             self._depth = 0
             self._locks.clear()
@@ -67,9 +74,6 @@ class Warehouse(abc.ABC):
             except Exception as exc:  # noqa: BLE001 - the block's error matters more
                 log.warning("rollback failed after an error (%s)", redact(exc))
             raise
-        self._depth = 0
-        self._locks.clear()
-        self._commit()
 
     def _acquire(self, locks: Sequence[str]) -> None:
         """Take the locks not held yet, in name order (one order everywhere: no cycles)."""

@@ -19,6 +19,7 @@ from company_activity.warehouse.base import Warehouse
 from company_activity.warehouse.relations import Table, View
 from company_activity.warehouse.schema import (
     CALENDAR,
+    CHECK_RESULTS,
     COMPANY_ACTIVITY_DAILY,
     COMPANY_ACTIVITY_METRICS,
     CRM_COMPANIES,
@@ -198,6 +199,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             AddColumn(CRM_COMPANIES, "issue_reason"),
             AddColumn(LOAD_AUDITS, "fields_nulled"),
         ),
+    ),
+    Migration(
+        4,
+        "ops.check_results: each data-quality check's result per date and run",
+        (CreateTable(CHECK_RESULTS),),
     ),
 )
 

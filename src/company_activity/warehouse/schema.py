@@ -217,7 +217,7 @@ PIPELINE_RUNS = Table(
         _c("command", "NVARCHAR(400)", False, "What was run, e.g. run --start .. --end .."),
         _c("start_date", "DATE"),
         _c("end_date", "DATE"),
-        _c("status", "VARCHAR(20)", False, "running, succeeded, failed"),
+        _c("status", "VARCHAR(20)", False, "running, succeeded, failed, interrupted"),
         _c("started_at", TS, False),
         _c("ended_at", TS),
         _c("error_text", "NVARCHAR(4000)", description="Redacted error"),
@@ -232,7 +232,7 @@ STEP_RUNS = Table(
         _c("run_id", RUN_ID, False),
         _c("run_date", "DATE", False),
         _c("step_name", "VARCHAR(100)", False),
-        _c("status", "VARCHAR(20)", False, "running, succeeded, failed, skipped"),
+        _c("status", "VARCHAR(20)", False, "running, succeeded, failed, skipped, interrupted"),
         _c("attempts", "INT", False),
         _c("rows_affected", "BIGINT"),
         _c("details", "NVARCHAR(4000)", description="Counts as JSON"),
@@ -293,6 +293,23 @@ ROLLBACKS = Table(
     "Each rollback of a date",
 )
 
+CHECK_RESULTS = Table(
+    "ops.check_results",
+    (
+        _c("run_id", RUN_ID, False),
+        _c("check_date", "DATE", False),
+        _c("check_name", "VARCHAR(100)", False, "A check declared in model/checks.py"),
+        _c("step_name", "VARCHAR(100)", False, "The step that ran it"),
+        _c("outcome", "VARCHAR(10)", False, "pass, warn or fail"),
+        _c("measured_value", "DECIMAL(19,4)"),
+        _c("threshold", "DECIMAL(19,4)"),
+        _c("message", "NVARCHAR(1000)", False),
+        _c("checked_at", TS, False),
+    ),
+    ("run_id", "check_date", "check_name"),
+    "Each data-quality check's result per date and run",
+)
+
 TABLES: tuple[Table, ...] = (
     SCHEMA_MIGRATIONS,
     CALENDAR,
@@ -306,6 +323,7 @@ TABLES: tuple[Table, ...] = (
     LOAD_AUDITS,
     MERGE_AUDITS,
     ROLLBACKS,
+    CHECK_RESULTS,
 )
 
 # Views, created after every table (they read them).
