@@ -29,6 +29,7 @@ from company_activity.cliargs import (
     require,
 )
 from company_activity.dates import date_range, utc_now
+from company_activity.errors import PipelineError
 from company_activity.ingest.api_client import ApiClient, ApiConfig
 from company_activity.mock import data as mock_data
 from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
@@ -109,8 +110,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         return _run(args, ctx, days, announcer)
     except BaseException as exc:
-        # Stopped before the runner took over (or after it): still one notification.
+        # Stopped before the runner took over (or after it): still one notification, except
+        # for an error the command reports itself before any work (no schema, a bad setting:
+        # one line and exit 2, which the scheduler sees).
         interrupted = isinstance(exc, KeyboardInterrupt) or interrupts.requested()
+        if isinstance(exc, PipelineError) and not interrupted:
+            raise
         with interrupts.deferred():
             announcer.announce(
                 notify.RunMessage(
