@@ -132,6 +132,15 @@ def _run_id(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:  # the process's own command line: it exits next
+            # Its work is done and reported: a signal now must not kill the exit (-2).
+            interrupts.settle()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run_id = args.run_id or new_run_id()

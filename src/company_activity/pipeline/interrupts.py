@@ -74,3 +74,9 @@ def deferred() -> Iterator[None]:
         if not _state.depth and _state.pending:
             _state.pending = False
             raise KeyboardInterrupt
+
+
+def settle() -> None:
+    """Ignore SIGINT and SIGTERM from now on: the process has finished and is exiting."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
