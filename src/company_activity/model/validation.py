@@ -260,6 +260,9 @@ def check_value_ranges(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]
     return checks
 
 
+_DROPPED_FLAGS = ("duplicate_source_records", "rejected_source_records")
+
+
 def check_flags(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
     """Rows per data-quality flag and churn reason; a warning when records were dropped."""
     found = _by_day(
@@ -285,9 +288,18 @@ def check_flags(wh: Warehouse, days: Sequence[date]) -> dict[date, Check]:
         flags = dict(zip(DQ_FLAGS, values[1:5], strict=True))
         reasons = dict(zip(CHURN_REASONS, values[6:], strict=True))
         details = {"rows": values[0], "flags": flags, "churn_risk": values[5], "reasons": reasons}
-        dropped = flags["duplicate_source_records"] + flags["rejected_source_records"]
-        shown = ", ".join(f"{k}={v}" for k, v in {**flags, "churn_risk": values[5]}.items() if v)
-        checks[day] = Check("flags", WARNING, dropped == 0, shown or "no flags", details)
+        dropped = sum(flags[k] for k in _DROPPED_FLAGS)
+        if dropped:
+            # The warning names only what it is about: rows whose source records were dropped
+            # (partial windows and churn risk are information, shown on the summary line).
+            lost = ", ".join(f"{k}={flags[k]}" for k in _DROPPED_FLAGS if flags[k])
+            message = f"source records dropped on {dropped} row(s): {lost}"
+        else:
+            shown = ", ".join(
+                f"{k}={v}" for k, v in {**flags, "churn_risk": values[5]}.items() if v
+            )
+            message = shown or "no flags"
+        checks[day] = Check("flags", WARNING, dropped == 0, message, details)
     return checks
 
 
