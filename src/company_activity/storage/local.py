@@ -59,10 +59,14 @@ class LocalFolderStore(BlobStore):
 
     def list(self, container: str, prefix: str = "") -> list[str]:
         base = self.root / container
-        if not base.is_dir():
+        # Only the folder a prefix names can hold its matches: walk that one, not the whole
+        # container (a raw zone keeps a folder per date, and a fetch lists one date).
+        folder, _, _ = prefix.rpartition("/")
+        start = base / folder if folder else base
+        if not start.is_dir():
             return []
         found = []
-        for file in base.rglob("*"):
+        for file in start.rglob("*"):
             if file.is_file() and not file.name.startswith(".tmp-"):
                 name = file.relative_to(base).as_posix()
                 if name.startswith(prefix):
