@@ -170,8 +170,11 @@ class MockApi:
             per_page = _per_page(_one(query, "per_page"))
             start, position = self._locate(day, _one(query, "page"), per_page)
             fault, retry_after = self._pick_fault(day, position)
-            self._serve(handler, fault, retry_after, day, start, position, per_page)
+            body, truncate = self._answer(fault, retry_after, day, start, position, per_page)
+            # Logged before the answer leaves, like the error answers: a client's next request
+            # can then never stand before this one in the log.
             self._record(day_text, position, 200, fault)
+            _send(handler, 200, body, truncate=truncate)
         except _Reply as reply:
             self._record(day_text, position, reply.status, fault)
             body = json.dumps({"error": reply.message}).encode()
@@ -224,16 +227,16 @@ class MockApi:
                     return kind, None
         return None, None
 
-    def _serve(
+    def _answer(
         self,
-        handler: BaseHTTPRequestHandler,
         fault: str | None,
         retry_after: str | None,
         day: date,
         start: int,
         position: int,
         per_page: int,
-    ) -> None:
+    ) -> tuple[bytes, bool]:
+        """The 200 answer's body and whether to cut it short; a status fault raises _Reply."""
         cfg = self.config
         if fault in STATUS_FAULTS:
             status = int(fault)  # type: ignore[arg-type]
@@ -244,14 +247,11 @@ class MockApi:
         if fault == "slow":
             time.sleep(cfg.slow_seconds)
         if fault == "badjson":
-            _send(handler, 200, b"<html><body>Service temporarily unavailable</body></html>")
-            return
+            return b"<html><body>Service temporarily unavailable</body></html>", False
         if fault == "noitems":
-            _send(handler, 200, b'{"data": [], "next_page": null}')
-            return
+            return b'{"data": [], "next_page": null}', False
         if fault == "empty":
-            _send(handler, 200, b'{"items": [], "next_page": null}')
-            return
+            return b'{"items": [], "next_page": null}', False
         lines = mock_data.usage_lines(cfg.seed, cfg.companies, day, start, start + per_page)
         lines = data_faults(lines, cfg.fault_rates, cfg.seed, day, start)
         if fault == "baditem":
@@ -266,7 +266,7 @@ class MockApi:
             + json.dumps(next_page).encode()
             + b"}"
         )
-        _send(handler, 200, body, truncate=fault == "truncate")
+        return body, fault == "truncate"
 
     def _same_page(self, day: date, start: int, position: int, per_page: int) -> int | str:
         if self.config.pagination == "pages":
