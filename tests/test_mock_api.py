@@ -19,7 +19,8 @@ import requests
 from company_activity.cli import main
 from company_activity.errors import ConfigError
 from company_activity.mock import data as mock_data
-from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
+from company_activity.mock.api import MockApiConfig, MockApiServer
+from company_activity.mock.faults import parse_fault_rates
 from company_activity.storage import LocalFolderStore
 from tests.ingestion_fixtures import API_KEY, DAY, SEED, mock_server
 

@@ -32,7 +32,8 @@ from company_activity.dates import date_range, utc_now
 from company_activity.errors import PipelineError
 from company_activity.ingest.api_client import ApiClient, ApiConfig
 from company_activity.mock import data as mock_data
-from company_activity.mock.api import MockApiConfig, MockApiServer, parse_fault_rates
+from company_activity.mock.api import MockApiConfig, MockApiServer
+from company_activity.mock.faults import parse_fault_rates
 from company_activity.mock.source import DEFAULT_MOCK_COMPANIES, DEFAULT_MOCK_SEED
 from company_activity.pipeline import interrupts, notify
 from company_activity.pipeline.announce import Announcer
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     days = date_range(start, end)
     reject_together(args, "date", "end", why="give --date D, or --start D1 --end D2")
     require(args, "mock", "companies", "seed", "faults", why="they shape the built-in mock API")
-    refuse_future(days, args.allow_future, utc_now().date())
+    refuse_future(days, args.allow_future, ctx.started_at.date())
     settings = ctx.settings
     announcer = Announcer(
         lambda message: notify.send(

@@ -40,7 +40,6 @@ from company_activity.mock.faults import (
     TRANSPORT_FAULTS,
     ScriptedFault,
     data_faults,
-    parse_fault_rates,
 )
 from company_activity.redact import redact
 
@@ -58,7 +57,6 @@ __all__ = [
     "MockApiConfig",
     "MockApiServer",
     "RequestRecord",
-    "parse_fault_rates",
 ]
 
 

@@ -74,6 +74,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
     settings = ctx.settings
     rules = declared_checks(settings)
     drop_check = usage_drop_rule_check(rules)
+    crm_format = CrmFormat.from_settings(settings)  # parsed once a run, not once a date
 
     def check_crm_file(day: date) -> StepOutcome:
         container, prefix = rawzone.crm_location(settings.crm_blob_path)
@@ -98,7 +99,7 @@ def build_steps(ctx: StepContext) -> dict[str, StepFn]:
                 crm_blob_path=settings.crm_blob_path,
                 run_id=ctx.run_id,
                 clock=ctx.clock,
-                fmt=CrmFormat.from_settings(settings),
+                fmt=crm_format,
             ),
         )
 
